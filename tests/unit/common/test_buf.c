@@ -1,0 +1,43 @@
+/* Unit tests for common/buf. */
+#include "common/buf.h"
+#include "tests/unit/test.h"
+
+TEST_CASE(append_and_terminate)
+{
+    struct buf b = BUF_INIT;
+    CHECK_STR_EQ(buf_cstr(&b), "");
+    buf_append_str(&b, "abc");
+    buf_append_char(&b, '-');
+    buf_appendf(&b, "%d/%s", 42, "x");
+    CHECK_STR_EQ(buf_cstr(&b), "abc-42/x");
+    CHECK_INT_EQ(b.len, 8);
+    buf_reset(&b);
+    CHECK_INT_EQ(b.len, 0);
+    CHECK_STR_EQ(buf_cstr(&b), "");
+    buf_clear(&b);
+    buf_clear(NULL);
+}
+
+TEST_CASE(grows_past_large_sizes)
+{
+    struct buf b = BUF_INIT;
+    for (int i = 0; i < 100000; i++)
+        buf_append(&b, "0123456789", 10);
+    CHECK_INT_EQ(b.len, 1000000);
+    CHECK(b.cap > b.len);
+    CHECK_INT_EQ(b.data[b.len], 0);
+    size_t len = 0;
+    char *p = buf_detach(&b, &len);
+    CHECK_INT_EQ(len, 1000000);
+    CHECK(b.data == NULL);
+    free(p);
+}
+
+TEST_CASE(json_escape)
+{
+    struct buf b = BUF_INIT;
+    const char in[] = "a\"b\\c\nd\x01\x7f\xc3\xa9";
+    buf_append_json_escaped(&b, in, sizeof in - 1);
+    CHECK_STR_EQ(buf_cstr(&b), "a\\\"b\\\\c\\nd\\u0001\\u007f\xc3\xa9");
+    buf_clear(&b);
+}
