@@ -881,6 +881,9 @@ static void wake(void *ctx, enum assay_err err, struct http_request *req,
 enum assay_err http_transport_perform(struct http_transport *t, struct http_request *req,
                                       struct http_response *resp)
 {
+    if (t && pthread_equal(pthread_self(), t->thread))
+        return assay_errbuf_set(resp ? resp->errbuf : NULL, ASSAY_ERR_INVALID_ARGUMENT,
+                                "perform called from a completion callback");
     struct waiter w;
     memset(&w, 0, sizeof w);
     pthread_mutex_init(&w.mu, NULL);

@@ -464,6 +464,58 @@ TEST_CASE(too_large)
     fake_server_stop(s);
 }
 
+TEST_CASE(proxy_from_environment)
+{
+    struct echo e;
+    echo_init(&e);
+    struct fake_server *s = fake_server_start(echo_handler, &e);
+    REQUIRE(s != NULL);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    setenv("http_proxy", fake_server_url(s), 1);
+    struct http_transport *t = transport(NULL);
+    struct http_request req;
+    struct http_response resp;
+    http_request_init(&req, "GET", "http://bedrock.example.invalid/model/x");
+    http_response_init(&resp);
+    CHECK_INT_EQ(http_transport_perform(t, &req, &resp), ASSAY_OK);
+    CHECK_INT_EQ(resp.status, 200);
+    /* A proxy sees the absolute URL. */
+    CHECK_STR_EQ(e.uri, "http://bedrock.example.invalid/model/x");
+
+    /* no_proxy is honoured too. */
+    setenv("no_proxy", "example.invalid", 1);
+    CHECK_INT_EQ(http_transport_perform(t, &req, &resp), ASSAY_ERR_TRANSPORT);
+    CHECK_INT_EQ(fake_server_hits(s), 1);
+    unsetenv("no_proxy");
+    unsetenv("http_proxy");
+    http_request_clear(&req);
+    http_response_clear(&resp);
+    http_transport_free(t);
+    fake_server_stop(s);
+}
+
+TEST_CASE(https_to_plain_server_fails)
+{
+    struct echo e;
+    echo_init(&e);
+    struct fake_server *s = fake_server_start(echo_handler, &e);
+    REQUIRE(s != NULL);
+    char url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/", (unsigned)fake_server_port(s));
+    struct http_transport *t = transport(NULL);
+    struct http_request req;
+    struct http_response resp;
+    http_request_init(&req, "GET", url);
+    http_response_init(&resp);
+    CHECK_INT_EQ(http_transport_perform(t, &req, &resp), ASSAY_ERR_TRANSPORT);
+    CHECK_INT_EQ(resp.status, 0);
+    http_request_clear(&req);
+    http_response_clear(&resp);
+    http_transport_free(t);
+    fake_server_stop(s);
+}
+
 TEST_CASE(server_closes)
 {
     struct echo e;
@@ -538,6 +590,48 @@ TEST_CASE(free_cancels_in_flight)
         http_request_clear(&req[i]);
         http_response_clear(&resp[i]);
     }
+    fake_server_stop(s);
+}
+
+struct nested {
+    struct http_transport *t;
+    atomic_int calls;
+    atomic_int nested_err;
+};
+
+static void perform_in_callback(void *ctx, enum assay_err err, struct http_request *req,
+                                struct http_response *resp)
+{
+    (void)err;
+    struct nested *n = ctx;
+    struct http_response inner;
+    http_response_init(&inner);
+    atomic_store(&n->nested_err, (int)http_transport_perform(n->t, req, &inner));
+    http_response_clear(&inner);
+    (void)resp;
+    atomic_fetch_add(&n->calls, 1);
+}
+
+TEST_CASE(perform_in_callback_refused)
+{
+    struct echo e;
+    echo_init(&e);
+    struct fake_server *s = fake_server_start(echo_handler, &e);
+    REQUIRE(s != NULL);
+    struct nested n = {.t = transport(NULL)};
+    struct http_request req;
+    struct http_response resp;
+    http_request_init(&req, "GET", url_of(s, "/"));
+    http_response_init(&resp);
+    REQUIRE_INT_EQ(http_transport_submit(n.t, &req, &resp, perform_in_callback, &n), ASSAY_OK);
+    int64_t deadline = mono_ms() + 5000;
+    while (atomic_load(&n.calls) == 0 && mono_ms() < deadline)
+        sleep_ms(5);
+    CHECK_INT_EQ(atomic_load(&n.calls), 1);
+    CHECK_INT_EQ(atomic_load(&n.nested_err), ASSAY_ERR_INVALID_ARGUMENT);
+    http_transport_free(n.t);
+    http_request_clear(&req);
+    http_response_clear(&resp);
     fake_server_stop(s);
 }
 
