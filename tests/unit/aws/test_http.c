@@ -916,6 +916,59 @@ TEST_CASE(skew_error_shapes)
         check_skew_learned(20 * 60000, shapes[i]); /* 20 minutes ahead */
 }
 
+struct skew_many {
+    struct http_request req[10];
+    struct http_response resp[10];
+    struct signer sg[10];
+    atomic_int done;
+    atomic_int ok;
+};
+
+static void skew_many_done(void *ctx, enum assay_err err, struct http_request *req,
+                           struct http_response *resp)
+{
+    (void)req;
+    struct skew_many *m = ctx;
+    if (err == ASSAY_OK && resp->status == 200 && resp->attempts == 2)
+        atomic_fetch_add(&m->ok, 1);
+    atomic_fetch_add(&m->done, 1);
+}
+
+TEST_CASE(skew_concurrent_refusals)
+{
+    /* Ten requests signed with the wrong clock before any refusal arrives:
+     * the first refusal corrects the offset, and every one is re-signed, not
+     * only the one whose refusal moved it. */
+    struct skew_fixture f;
+    fixture_start(&f, HOUR_MS, SHAPE_JSON_TYPE, DATE_SERVER);
+    struct skew_many *m = calloc(1, sizeof *m);
+    REQUIRE(m != NULL);
+    for (int i = 0; i < 10; i++) {
+        http_request_init(&m->req[i], "POST", url_of(f.s, "/model/x/converse"));
+        m->req[i].sign = test_sign;
+        m->req[i].sign_ctx = &m->sg[i];
+        http_response_init(&m->resp[i]);
+    }
+    for (int i = 0; i < 10; i++)
+        REQUIRE_INT_EQ(http_transport_submit(f.t, &m->req[i], &m->resp[i], skew_many_done, m),
+                       ASSAY_OK);
+    int64_t deadline = mono_ms() + 10000;
+    while (atomic_load(&m->done) < 10 && mono_ms() < deadline)
+        sleep_ms(5);
+    CHECK_INT_EQ(atomic_load(&m->done), 10);
+    CHECK_INT_EQ(atomic_load(&m->ok), 10);
+    CHECK_INT_EQ(http_transport_skew_ms(f.t), HOUR_MS);
+    CHECK_INT_EQ(atomic_load(&f.k.hits), 20);
+    fixture_stop(&f);
+    for (int i = 0; i < 10; i++) {
+        CHECK_INT_EQ(m->sg[i].calls, 2);
+        CHECK_INT_EQ(m->sg[i].times[1], T0_MS + HOUR_MS);
+        http_request_clear(&m->req[i]);
+        http_response_clear(&m->resp[i]);
+    }
+    free(m);
+}
+
 TEST_CASE(skew_refusal_without_skewed_date)
 {
     enum date_mode modes[] = {DATE_CLIENT, DATE_GARBAGE};
