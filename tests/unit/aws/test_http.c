@@ -516,6 +516,95 @@ TEST_CASE(https_to_plain_server_fails)
     fake_server_stop(s);
 }
 
+/* ---- TLS and HTTP/2 against node's http2 server ---- */
+
+struct h2_many {
+    struct http_request req[20];
+    struct http_response resp[20];
+    atomic_int done;
+    atomic_int h2;
+};
+
+static void h2_done(void *ctx, enum assay_err err, struct http_request *req,
+                    struct http_response *resp)
+{
+    (void)req;
+    struct h2_many *m = ctx;
+    /* The body is "<httpVersion> <sessions>": HTTP/2, all on one connection. */
+    if (err == ASSAY_OK && resp->status == 200 && strcmp(buf_cstr(&resp->body), "2.0 1") == 0)
+        atomic_fetch_add(&m->h2, 1);
+    atomic_fetch_add(&m->done, 1);
+}
+
+TEST_CASE(tls_verified_http2_multiplexed)
+{
+    if (system("command -v node >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1") != 0)
+        TEST_SKIP("node or openssl is not installed");
+    const char *dir = test_tmpdir();
+    char cmd[2048], key[512], cert[512];
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s -out %s -days 1 -subj /CN=localhost "
+             "-addext subjectAltName=IP:127.0.0.1,DNS:localhost >/dev/null 2>&1",
+             key, cert);
+    REQUIRE(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "node %s/tests/support/h2_server.js %s %s", test_source_dir(), key,
+             cert);
+    FILE *server = popen(cmd, "r");
+    REQUIRE(server != NULL);
+    unsigned port = 0;
+    REQUIRE(fscanf(server, "%u", &port) == 1 && port > 0);
+    char url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/x", port);
+
+    /* Without the CA: the self-signed certificate is refused. */
+    struct http_transport *t = transport(NULL);
+    struct http_request req;
+    struct http_response resp;
+    http_request_init(&req, "GET", url);
+    http_response_init(&resp);
+    CHECK_INT_EQ(http_transport_perform(t, &req, &resp), ASSAY_ERR_TRANSPORT);
+    CHECK_INT_EQ(resp.status, 0);
+    http_transport_free(t);
+
+    /* With it: 20 requests at once, multiplexed on one HTTP/2 connection. */
+    struct http_transport_options opt = {.ca_file = cert};
+    t = transport(&opt);
+    struct h2_many *m = calloc(1, sizeof *m);
+    REQUIRE(m != NULL);
+    for (int i = 0; i < 20; i++) {
+        http_request_init(&m->req[i], i % 2 ? "POST" : "GET", url);
+        if (i % 2)
+            buf_append_str(&m->req[i].body, "{}");
+        http_response_init(&m->resp[i]);
+        REQUIRE_INT_EQ(http_transport_submit(t, &m->req[i], &m->resp[i], h2_done, m), ASSAY_OK);
+    }
+    int64_t deadline = mono_ms() + 10000;
+    while (atomic_load(&m->done) < 20 && mono_ms() < deadline)
+        sleep_ms(5);
+    CHECK_INT_EQ(atomic_load(&m->done), 20);
+    CHECK_INT_EQ(atomic_load(&m->h2), 20);
+    if (atomic_load(&m->h2) != 20)
+        fprintf(stderr, "first answer: %d %s (%s)\n", m->resp[0].status, buf_cstr(&m->resp[0].body),
+                m->resp[0].errbuf);
+
+    http_request_clear(&req);
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/quit", port);
+    http_request_init(&req, "GET", url);
+    (void)http_transport_perform(t, &req, &resp);
+    http_transport_free(t);
+    pclose(server);
+    for (int i = 0; i < 20; i++) {
+        http_request_clear(&m->req[i]);
+        http_response_clear(&m->resp[i]);
+    }
+    free(m);
+    http_request_clear(&req);
+    http_response_clear(&resp);
+}
+
 TEST_CASE(server_closes)
 {
     struct echo e;
