@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define DEFAULT_TIMEOUT_MS 60000
@@ -762,8 +763,12 @@ static void *run(void *arg)
             LOG_ERROR("http.multi_perform", LOG_S("error", curl_multi_strerror(mc)));
         drain_messages(t);
         mc = curl_multi_poll(t->multi, NULL, 0, POLL_MS, NULL);
-        if (mc != CURLM_OK)
+        if (mc != CURLM_OK) {
+            /* Not expected; pause rather than spin while it lasts. */
             LOG_ERROR("http.multi_poll", LOG_S("error", curl_multi_strerror(mc)));
+            struct timespec pause = {0, 50 * 1000000L};
+            nanosleep(&pause, NULL);
+        }
     }
     cancel_all(t);
     return NULL;

@@ -346,8 +346,10 @@ TEST_CASE(perform_from_threads)
     struct http_transport *t = transport(NULL);
     pthread_t th[4];
     struct perform_arg args[4];
+    char url[128];
+    snprintf(url, sizeof url, "%s", url_of(s, "/threads"));
     for (int i = 0; i < 4; i++) {
-        args[i] = (struct perform_arg){t, url_of(s, "/threads"), 0};
+        args[i] = (struct perform_arg){t, url, 0};
         REQUIRE(pthread_create(&th[i], NULL, perform_thread, &args[i]) == 0);
     }
     for (int i = 0; i < 4; i++) {
