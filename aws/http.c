@@ -33,7 +33,6 @@
 
 /* One submitted request, from submit until its callback returns. */
 struct transfer {
-    struct http_transport *t;
     struct http_request *req;
     struct http_response *resp;
     http_done_fn done;
@@ -855,7 +854,6 @@ enum assay_err http_transport_submit(struct http_transport *t, struct http_reque
 
     http_response_reset(resp);
     struct transfer *x = xcalloc(1, sizeof *x);
-    x->t = t;
     x->req = req;
     x->resp = resp;
     x->done = done;
