@@ -809,6 +809,7 @@ struct skew_server {
     enum refusal_shape shape;
     enum date_mode date;
     int always_refuse;
+    int hold_first; /* hold the first N requests until N have arrived (bounded) */
     atomic_int hits;
     atomic_int refusals;
 };
@@ -817,6 +818,11 @@ static void skew_handler(void *ctx, const struct fake_request *req, struct fake_
 {
     struct skew_server *k = ctx;
     int hit = atomic_fetch_add(&k->hits, 1);
+    if (hit < k->hold_first) {
+        int64_t until = mono_ms() + 5000;
+        while (atomic_load(&k->hits) < k->hold_first && mono_ms() < until)
+            sleep_ms(1);
+    }
     int64_t server_ms = *k->client_ms + k->ahead_ms;
     int64_t req_ms = 0;
     const char *amz = fake_request_header(req, "X-Amz-Date");
@@ -1032,6 +1038,8 @@ TEST_CASE(skew_concurrent_refusals)
      * only the one whose refusal moved it. */
     struct skew_fixture f;
     fixture_start(&f, HOUR_MS, SHAPE_JSON_TYPE, DATE_SERVER);
+    /* All ten must be signed and sent before the first refusal comes back. */
+    f.k.hold_first = 10;
     struct skew_many *m = calloc(1, sizeof *m);
     REQUIRE(m != NULL);
     for (int i = 0; i < 10; i++) {
