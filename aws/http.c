@@ -256,10 +256,7 @@ static void copy_code(const char *s, size_t n, char *out, size_t out_size)
     out[len] = '\0';
 }
 
-/* The error code of an AWS error response, in the order the SDKs look:
- * x-amzn-ErrorType, x-amzn-query-error, a JSON body's code / __type, an XML
- * body's <Code>. Returns 0 when none is found. */
-static int error_code(const struct http_response *resp, char *out, size_t out_size)
+int http_response_error_code(const struct http_response *resp, char *out, size_t out_size)
 {
     out[0] = '\0';
     const char *v = http_response_header(resp, "x-amzn-ErrorType");
@@ -311,7 +308,7 @@ static int learn_skew(struct http_transport *t, const struct http_response *resp
     if (resp->status < 400)
         return 0;
     char code[128];
-    if (!error_code(resp, code, sizeof code) || !is_skew_code(code))
+    if (!http_response_error_code(resp, code, sizeof code) || !is_skew_code(code))
         return 0;
     int64_t server_s;
     if (clock_parse_http_date(http_response_header(resp, "Date"), &server_s) != 0)

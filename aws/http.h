@@ -88,6 +88,15 @@ void http_response_clear(struct http_response *resp);
 /* Empties a response for reuse (a retry). */
 void http_response_reset(struct http_response *resp);
 const char *http_response_header(const struct http_response *resp, const char *name);
+/*
+ * The error code of an AWS error response, looked for where the AWS SDKs look,
+ * in their order: the x-amzn-ErrorType header, the x-amzn-query-error header,
+ * a JSON body's "code" / "__type", an XML body's <Code>; cleaned as they clean
+ * it ("ns#Code" -> "Code", "Code:http://..." -> "Code"). Writes at most
+ * out_size bytes with the terminator; returns 1 when a code was found, else 0
+ * with out = "".
+ */
+int http_response_error_code(const struct http_response *resp, char *out, size_t out_size);
 
 struct http_transport_options {
     int64_t connect_timeout_ms; /* default 3,000 */
