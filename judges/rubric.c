@@ -152,8 +152,7 @@ enum assay_err rubric_sample_check(const struct rubric *r, const struct rubric_s
         enum rubric_field f = (enum rubric_field)(1u << i);
         if ((r->fields & f) && !rubric_sample_field(s, f))
             return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                                    "rubric %s needs the sample field %s", r->name,
-                                    field_names[i]);
+                                    "rubric %s needs the sample field %s", r->name, field_names[i]);
     }
     return ASSAY_OK;
 }
@@ -270,7 +269,8 @@ static enum assay_err parse_anchors(const struct ctx *c, const json_t *root, str
                         "an integer scale needs one anchor for every level");
     } else if (r->anchors[0].score != r->scale.min ||
                r->anchors[r->n_anchors - 1].score != r->scale.max) {
-        return fail(c, ASSAY_ERR_CONFIG, "anchors", "must describe at least scale.min and scale.max");
+        return fail(c, ASSAY_ERR_CONFIG, "anchors",
+                    "must describe at least scale.min and scale.max");
     }
     return ASSAY_OK;
 }
@@ -288,8 +288,7 @@ static enum assay_err check_fallback(const struct ctx *c, struct rubric *r)
     char probe[64];
     snprintf(probe, sizeof probe, "Some reasoning.\nSCORE: %g\n", r->scale.max);
     size_t ms, me, gs, ge;
-    if (regex_find(r->fallback_re, probe, strlen(probe), 0, g, &ms, &me, &gs, &ge) !=
-            REGEX_MATCH ||
+    if (regex_find(r->fallback_re, probe, strlen(probe), 0, g, &ms, &me, &gs, &ge) != REGEX_MATCH ||
         gs == SIZE_MAX || strtod(probe + gs, NULL) != r->scale.max)
         return fail(c, ASSAY_ERR_CONFIG, "fallback_pattern",
                     "must extract the score from a line \"SCORE: <n>\"");
@@ -298,10 +297,10 @@ static enum assay_err check_fallback(const struct ctx *c, struct rubric *r)
 
 static enum assay_err parse_llm(const struct ctx *c, const json_t *root, struct rubric *r)
 {
-    static const char *const keys[] = {"name",     "description",      "kind",     "scale",
-                                       "pass_threshold", "fields",     "system",   "criteria",
-                                       "anchors",  "fallback_pattern", "model_id", "inference",
-                                       "repeats",  NULL};
+    static const char *const keys[] = {
+        "name",     "description", "kind",     "scale",   "pass_threshold",
+        "fields",   "system",      "criteria", "anchors", "fallback_pattern",
+        "model_id", "inference",   "repeats",  NULL};
     enum assay_err err = check_keys(c, root, "", keys);
     if (!err)
         err = get_text(c, root, "system", true, &r->system);
@@ -330,15 +329,14 @@ static enum assay_err parse_llm(const struct ctx *c, const json_t *root, struct 
             return fail(c, ASSAY_ERR_CONFIG, "inference", "must be an object");
         err = check_keys(c, inf, "inference.", ikeys);
         if (!err)
-            err = get_number(c, inf, "temperature", "inference.temperature", false,
-                             &r->temperature);
+            err =
+                get_number(c, inf, "temperature", "inference.temperature", false, &r->temperature);
         if (err)
             return err;
         if (r->temperature < 0 || r->temperature > 1)
             return fail(c, ASSAY_ERR_CONFIG, "inference.temperature", "must be within 0..1");
         long long mt = r->max_tokens;
-        err = get_int(c, inf, "max_tokens", "inference.max_tokens", 16, RUBRIC_MAX_TOKENS_MAX,
-                      &mt);
+        err = get_int(c, inf, "max_tokens", "inference.max_tokens", 16, RUBRIC_MAX_TOKENS_MAX, &mt);
         if (err)
             return err;
         r->max_tokens = (int)mt;
@@ -375,8 +373,8 @@ static enum assay_err parse_rule(const struct ctx *c, const json_t *root, struct
     }
     if (strcmp(r->rule, "pii-leak") == 0) {
         static const char *const pk[] = {"detect", "match_limit", "depth_limit", NULL};
-        static const char *const kinds[] = {"email", "phone", "card", "aws_access_key",
-                                            "aws_secret_key", NULL};
+        static const char *const kinds[] = {"email",          "phone",          "card",
+                                            "aws_access_key", "aws_secret_key", NULL};
         err = check_keys(c, p, "params.", pk);
         if (err)
             return err;
@@ -401,8 +399,8 @@ static enum assay_err parse_rule(const struct ctx *c, const json_t *root, struct
             return err;
         json_t *req = json_object_get(p, "require");
         if (req && !(json_is_string(req) && (strcmp(json_string_value(req), "any") == 0 ||
-                                              strcmp(json_string_value(req), "object") == 0 ||
-                                              strcmp(json_string_value(req), "array") == 0)))
+                                             strcmp(json_string_value(req), "object") == 0 ||
+                                             strcmp(json_string_value(req), "array") == 0)))
             return fail(c, ASSAY_ERR_CONFIG, "params.require", "must be any, object or array");
     } else if (strcmp(r->rule, "max-length") == 0) {
         static const char *const pk[] = {"max_chars", "match_limit", "depth_limit", NULL};
@@ -428,8 +426,7 @@ static enum assay_err parse_rule(const struct ctx *c, const json_t *root, struct
             json_t *e;
             json_array_foreach(ph, i, e)
             {
-                if (!json_is_string(e) || json_string_length(e) == 0 ||
-                    json_string_length(e) > 200)
+                if (!json_is_string(e) || json_string_length(e) == 0 || json_string_length(e) > 200)
                     return fail(c, ASSAY_ERR_CONFIG, "params.phrases",
                                 "entries must be strings of 1 to 200 bytes");
             }
@@ -460,8 +457,8 @@ static enum assay_err parse_rule(const struct ctx *c, const json_t *root, struct
 
 static enum assay_err parse_reference(const struct ctx *c, const json_t *root, struct rubric *r)
 {
-    static const char *const keys[] = {"name",   "description", "kind", "scale", "pass_threshold",
-                                       "fields", "metric",      NULL};
+    static const char *const keys[] = {"name",           "description", "kind",   "scale",
+                                       "pass_threshold", "fields",      "metric", NULL};
     enum assay_err err = check_keys(c, root, "", keys);
     if (!err)
         err = get_text(c, root, "metric", true, &r->metric);
@@ -504,16 +501,17 @@ static enum assay_err parse_scale(const struct ctx *c, const json_t *root, struc
         return fail(c, ASSAY_ERR_CONFIG, "scale.max", "must be greater than scale.min");
     if (fabs(r->scale.min) > 1e6 || fabs(r->scale.max) > 1e6)
         return fail(c, ASSAY_ERR_CONFIG, "scale", "bounds must lie within +-1e6");
-    if (r->scale.integer && (r->scale.min != floor(r->scale.min) ||
-                             r->scale.max != floor(r->scale.max)))
+    if (r->scale.integer &&
+        (r->scale.min != floor(r->scale.min) || r->scale.max != floor(r->scale.max)))
         return fail(c, ASSAY_ERR_CONFIG, "scale", "an integer scale needs integer bounds");
     if (r->scale.integer && r->scale.max - r->scale.min + 1 > RUBRIC_LEVELS_MAX)
         return fail(c, ASSAY_ERR_CONFIG, "scale", "an integer scale has at most 101 levels");
-    if (fixed && (r->scale.min != want.min || r->scale.max != want.max ||
-                  r->scale.integer != want.integer))
+    if (fixed &&
+        (r->scale.min != want.min || r->scale.max != want.max || r->scale.integer != want.integer))
         return fail(c, ASSAY_ERR_CONFIG, "scale",
-                    r->kind == RUBRIC_KIND_RULE ? "a rule rubric's scale is 0..1, integer"
-                                                : "a reference rubric's scale is 0..1, not integer");
+                    r->kind == RUBRIC_KIND_RULE
+                        ? "a rule rubric's scale is 0..1, integer"
+                        : "a reference rubric's scale is 0..1, not integer");
     return ASSAY_OK;
 }
 
@@ -626,8 +624,7 @@ enum assay_err rubric_load(const char *path, struct rubric **out, char *errbuf)
     char *text = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return assay_errbuf_set(errbuf, ASSAY_ERR_IO, "%s: cannot open: %s", path,
-                                strerror(errno));
+        return assay_errbuf_set(errbuf, ASSAY_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     text = xmalloc(RUBRIC_FILE_MAX + 1);
     size_t n = fread(text, 1, RUBRIC_FILE_MAX + 1, f);
     if (ferror(f)) {
@@ -635,8 +632,8 @@ enum assay_err rubric_load(const char *path, struct rubric **out, char *errbuf)
         goto out;
     }
     if (n > RUBRIC_FILE_MAX) {
-        err = assay_errbuf_set(errbuf, ASSAY_ERR_TOO_LARGE, "%s: (file): larger than 256 KiB",
-                               path);
+        err =
+            assay_errbuf_set(errbuf, ASSAY_ERR_TOO_LARGE, "%s: (file): larger than 256 KiB", path);
         goto out;
     }
     err = rubric_parse(path, text, n, out, errbuf);
@@ -723,9 +720,9 @@ enum assay_err rubric_registry_load(const char *dir, struct rubric_registry **ou
     qsort(reg->items, reg->n, sizeof *reg->items, rubric_cmp);
     for (size_t i = 1; i < reg->n; i++) {
         if (strcmp(reg->items[i - 1]->name, reg->items[i]->name) == 0) {
-            err = assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG, "%s: name: \"%s\" is also used by %s",
-                                   reg->items[i]->path, reg->items[i]->name,
-                                   reg->items[i - 1]->path);
+            err =
+                assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG, "%s: name: \"%s\" is also used by %s",
+                                 reg->items[i]->path, reg->items[i]->name, reg->items[i - 1]->path);
             goto out;
         }
     }

@@ -63,7 +63,7 @@ struct rubric_anchor {
 struct rubric {
     char *name; /* [a-z0-9-], 1..64 chars; unique within a registry */
     char *description;
-    char *path; /* the file it came from */
+    char *path;       /* the file it came from */
     char version[65]; /* lower-case hex SHA-256 of the file's bytes */
     enum rubric_kind kind;
     struct rubric_scale scale;
@@ -74,13 +74,13 @@ struct rubric {
     char *system;   /* the judge's role and task */
     char *criteria; /* what to look at */
     struct rubric_anchor *anchors;
-    size_t n_anchors;            /* sorted by score, ascending */
-    char *fallback_pattern;      /* PCRE2 with a named group "score" */
-    struct regex *fallback_re;   /* compiled fallback_pattern */
-    char *model_id;              /* NULL: the configured judge model */
-    double temperature;          /* default 0 */
-    int max_tokens;              /* default 1024 */
-    int repeats;                 /* self-consistency: verdicts per job, default 1 */
+    size_t n_anchors;          /* sorted by score, ascending */
+    char *fallback_pattern;    /* PCRE2 with a named group "score" */
+    struct regex *fallback_re; /* compiled fallback_pattern */
+    char *model_id;            /* NULL: the configured judge model */
+    double temperature;        /* default 0 */
+    int max_tokens;            /* default 1024 */
+    int repeats;               /* self-consistency: verdicts per job, default 1 */
 
     /* kind rule */
     char *rule;     /* pii-leak, json-valid, max-length, refusal-phrases, regex */

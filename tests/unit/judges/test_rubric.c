@@ -28,10 +28,10 @@ TEST_CASE(builtin_library_loads)
     if (rc)
         fprintf(stderr, "%s\n", err);
     REQUIRE_INT_EQ(rc, ASSAY_OK);
-    static const char *const llm[] = {"correctness",        "completeness", "faithfulness",
-                                      "helpfulness",        "coherence",    "relevance",
-                                      "instruction-following", "professional-style",
-                                      "harmfulness",        "stereotyping", "refusal"};
+    static const char *const llm[] = {
+        "correctness", "completeness",          "faithfulness",       "helpfulness", "coherence",
+        "relevance",   "instruction-following", "professional-style", "harmfulness", "stereotyping",
+        "refusal"};
     static const char *const rule[] = {"pii-leak", "json-valid", "max-length", "refusal-phrases"};
     static const char *const ref[] = {"exact-match", "token-f1", "rouge-l"};
     CHECK_INT_EQ(rubric_registry_count(reg), 18);
@@ -96,19 +96,19 @@ struct bad_case {
 };
 
 #define LLM_HEAD                                                                                   \
-    "{\"name\":\"t\",\"description\":\"d\",\"kind\":\"llm\",\"pass_threshold\":4,"                \
+    "{\"name\":\"t\",\"description\":\"d\",\"kind\":\"llm\",\"pass_threshold\":4,"                 \
     "\"fields\":[\"input\",\"output\"],\"system\":\"s\",\"criteria\":\"c\","
 #define ANCHORS5                                                                                   \
-    "\"anchors\":[{\"score\":1,\"text\":\"a\"},{\"score\":2,\"text\":\"b\"},{\"score\":3,"          \
+    "\"anchors\":[{\"score\":1,\"text\":\"a\"},{\"score\":2,\"text\":\"b\"},{\"score\":3,"         \
     "\"text\":\"c\"},{\"score\":4,\"text\":\"d\"},{\"score\":5,\"text\":\"e\"}]"
 #define SCALE5 "\"scale\":{\"min\":1,\"max\":5,\"integer\":true}"
 
 TEST_CASE(good_llm_rubric_with_options)
 {
-    const char *text = LLM_HEAD SCALE5 "," ANCHORS5
-        ",\"model_id\":\"anthropic.claude-3-haiku\",\"repeats\":3,"
-        "\"inference\":{\"temperature\":0.2,\"max_tokens\":300},"
-        "\"fallback_pattern\":\"(?i)score\\\\s*[:=]\\\\s*(?<score>\\\\d+)\"}";
+    const char *text =
+        LLM_HEAD SCALE5 "," ANCHORS5 ",\"model_id\":\"anthropic.claude-3-haiku\",\"repeats\":3,"
+                        "\"inference\":{\"temperature\":0.2,\"max_tokens\":300},"
+                        "\"fallback_pattern\":\"(?i)score\\\\s*[:=]\\\\s*(?<score>\\\\d+)\"}";
     struct rubric *r = NULL;
     char err[ASSAY_ERRBUF_SIZE] = "";
     enum assay_err rc = rubric_parse("good.json", text, strlen(text), &r, err);
@@ -136,19 +136,21 @@ TEST_CASE(broken_rubrics_name_file_and_field)
         {"[]", "bad.json: (file): must hold one JSON object", ASSAY_ERR_CONFIG},
         {"{\"description\":\"d\"}", "bad.json: name: missing", ASSAY_ERR_CONFIG},
         {"{\"name\":\"Bad Name\",\"description\":\"d\"}", "bad.json: name:", ASSAY_ERR_CONFIG},
-        {"{\"name\":\"t\",\"description\":\"d\",\"kind\":\"oracle\"}", "bad.json: kind:",
-         ASSAY_ERR_CONFIG},
+        {"{\"name\":\"t\",\"description\":\"d\",\"kind\":\"oracle\"}",
+         "bad.json: kind:", ASSAY_ERR_CONFIG},
         {LLM_HEAD ANCHORS5 "}", "bad.json: scale: missing", ASSAY_ERR_CONFIG},
-        {LLM_HEAD "\"scale\":{\"min\":5,\"max\":1}," ANCHORS5 "}", "bad.json: scale.max:",
-         ASSAY_ERR_CONFIG},
-        {LLM_HEAD "\"scale\":{\"min\":1,\"max\":\"5\"}," ANCHORS5 "}", "bad.json: scale.max:",
-         ASSAY_ERR_CONFIG},
+        {LLM_HEAD "\"scale\":{\"min\":5,\"max\":1}," ANCHORS5 "}",
+         "bad.json: scale.max:", ASSAY_ERR_CONFIG},
+        {LLM_HEAD "\"scale\":{\"min\":1,\"max\":\"5\"}," ANCHORS5 "}",
+         "bad.json: scale.max:", ASSAY_ERR_CONFIG},
         {LLM_HEAD "\"scale\":{\"min\":1,\"max\":5,\"step\":1}," ANCHORS5 "}",
          "bad.json: scale.step: unknown key", ASSAY_ERR_CONFIG},
         {LLM_HEAD SCALE5 "}", "bad.json: anchors: missing", ASSAY_ERR_CONFIG},
-        {LLM_HEAD SCALE5 ",\"anchors\":[{\"score\":1,\"text\":\"a\"},{\"score\":5,\"text\":\"e\"}]}",
+        {LLM_HEAD SCALE5
+         ",\"anchors\":[{\"score\":1,\"text\":\"a\"},{\"score\":5,\"text\":\"e\"}]}",
          "bad.json: anchors: an integer scale needs one anchor", ASSAY_ERR_CONFIG},
-        {LLM_HEAD SCALE5 ",\"anchors\":[{\"score\":1,\"text\":\"a\"},{\"score\":9,\"text\":\"e\"}]}",
+        {LLM_HEAD SCALE5
+         ",\"anchors\":[{\"score\":1,\"text\":\"a\"},{\"score\":9,\"text\":\"e\"}]}",
          "bad.json: anchors[1].score: outside the scale", ASSAY_ERR_CONFIG},
         {LLM_HEAD SCALE5 ",\"anchors\":[{\"score\":1,\"text\":\"a\"},{\"score\":2}]}",
          "bad.json: anchors[1].text", ASSAY_ERR_CONFIG},
