@@ -56,7 +56,7 @@ struct verdict {
     enum verdict_retry retry;
     char stop_reason[40]; /* the Converse stopReason, "" when none */
     struct verdict_usage usage;
-    int64_t latency_ms; /* Converse metrics.latencyMs, -1 when absent */
+    int64_t latency_ms; /* Converse metrics.latencyMs, -1 when absent (summed when combined) */
     /* Self-consistency: how many scored verdicts were combined (1 otherwise)
      * and the range (max - min) of their normalised scores. */
     int n_samples;
@@ -100,8 +100,9 @@ enum assay_err verdict_parse_json(const struct rubric *r, const json_t *response
                                   struct verdict *out);
 /*
  * The text fallback on its own: finds the last match of r's fallback pattern
- * in text and records its score (or an unscorable outcome, reason
- * no_score_in_text / regex_limit / score_*). Returns ASSAY_OK when scored.
+ * in text and records its score and, as reasoning, the text before it; or an
+ * unscorable outcome (reason no_score_in_text / regex_limit / score_*). Does
+ * not clear *out first. Returns ASSAY_OK when scored, else an error code.
  */
 enum assay_err verdict_parse_text(const struct rubric *r, const char *text, size_t n,
                                   struct verdict *out);
