@@ -18,7 +18,8 @@ static const struct kind_info kinds[PII_KIND_COUNT] = {
                    "(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}+@(?:[A-Za-z0-9-]{1,63}+\\.){1,8}+"
                    "[A-Za-z]{2,24}+(?![A-Za-z0-9-])"},
     /* International (+CC), optional area code in parentheses, 2-4 digit groups
-     * separated by a space or a dash; 10 to 15 digits in all (checked below).
+     * separated by a space or a dash; 10 to 15 digits in all and not a bare
+     * run of digits (checked below).
      * Dots are not separators, so dates, versions and IP addresses stay. */
     [PII_PHONE] = {"phone", "[PHONE]",
                    "(?<![\\w+])(?:\\+[0-9]{1,3}[ -]?)?(?:\\([0-9]{1,4}\\)[ -]?)?[0-9]{2,4}+"
@@ -94,8 +95,10 @@ static bool candidate_ok(enum pii_kind kind, const char *s, size_t n)
     case PII_CARD:
         return pii_luhn_valid(s, n);
     case PII_PHONE: {
+        /* A bare run of digits is more often an id or a timestamp than a
+         * phone number: ask for some structure (+, parentheses, separators). */
         size_t d = count_digits(s, n);
-        return d >= 10 && d <= 15;
+        return d >= 10 && d <= 15 && d < n;
     }
     default:
         return true;

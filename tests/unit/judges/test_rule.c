@@ -99,6 +99,7 @@ TEST_CASE(pii_leak_passes_clean_text)
         "Card 4111 1111 1111 1112 is not a valid number.",           /* fails Luhn */
         "The order id is 1234567812345678.",                         /* fails Luhn, 16 digits */
         "Email support through the form; no address@ here.",
+        "Created at 1700000000, request 4155550132.", /* bare digit runs: ids, not phones */
         "",
     };
     for (size_t i = 0; i < sizeof clean / sizeof *clean; i++) {
