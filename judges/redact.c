@@ -104,6 +104,74 @@ void redact_set_free(struct redact_set *set)
     free(set);
 }
 
+static bool limit_value(const json_t *cfg, const char *key, uint32_t *out)
+{
+    const json_t *v = json_object_get(cfg, key);
+    if (!v)
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > UINT32_MAX)
+        return false;
+    *out = (uint32_t)json_integer_value(v);
+    return true;
+}
+
+enum assay_err redact_set_from_json(const json_t *cfg, struct redact_set **out, char *errbuf)
+{
+    *out = NULL;
+    if (!cfg)
+        return redact_set_new(NULL, out, errbuf);
+    if (!json_is_object(cfg))
+        return assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG, "redact: must be an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)cfg, key, v)
+    {
+        if (strcmp(key, "builtins") != 0 && strcmp(key, "patterns") != 0 &&
+            strcmp(key, "match_limit") != 0 && strcmp(key, "depth_limit") != 0)
+            return assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG, "redact: %.64s: unknown key", key);
+    }
+    struct redact_options o = {0};
+    if (!limit_value(cfg, "match_limit", &o.limits.match_limit) ||
+        !limit_value(cfg, "depth_limit", &o.limits.depth_limit))
+        return assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG,
+                                "redact: match_limit and depth_limit must be positive integers");
+    const json_t *b = json_object_get(cfg, "builtins");
+    const char *names[PII_KIND_COUNT];
+    if (json_is_false(b)) {
+        o.builtins = names;
+    } else if (json_is_array(b)) {
+        if (json_array_size(b) > PII_KIND_COUNT)
+            return assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG, "redact: builtins: too many");
+        for (size_t i = 0; i < json_array_size(b); i++) {
+            names[i] = json_string_value(json_array_get(b, i));
+            if (!names[i])
+                return assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG,
+                                        "redact: builtins[%zu]: must be a string", i);
+        }
+        o.builtins = names;
+        o.n_builtins = json_array_size(b);
+    } else if (b && !json_is_true(b)) {
+        return assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG,
+                                "redact: builtins: must be true, false or an array of kinds");
+    }
+    const json_t *p = json_object_get(cfg, "patterns");
+    if (p && (!json_is_array(p) || json_array_size(p) > 256))
+        return assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG,
+                                "redact: patterns: must be an array of at most 256 entries");
+    size_t n = p ? json_array_size(p) : 0;
+    struct redact_pattern *extra = xcalloc(n ? n : 1, sizeof *extra);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(p, i);
+        extra[i].pattern = json_string_value(json_object_get(e, "pattern"));
+        extra[i].placeholder = json_string_value(json_object_get(e, "placeholder"));
+    }
+    o.extra = extra;
+    o.n_extra = n;
+    enum assay_err err = redact_set_new(&o, out, errbuf);
+    free(extra);
+    return err;
+}
+
 /* One pattern over src into dst; returns the regex result that ended the scan. */
 static enum regex_result apply_one(const struct entry *e, const char *src, size_t n,
                                    struct buf *dst, size_t *count)

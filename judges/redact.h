@@ -14,6 +14,7 @@
 #ifndef ASSAY_JUDGES_REDACT_H
 #define ASSAY_JUDGES_REDACT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -50,6 +51,17 @@ struct redact_set;
 enum assay_err redact_set_new(const struct redact_options *opts, struct redact_set **out,
                               char *errbuf);
 void redact_set_free(struct redact_set *set);
+
+/*
+ * Builds a set from a JSON configuration (borrowed), as an app's "redact"
+ * config key holds it:
+ *   {"builtins": true | false | ["email", ...],   (default true: all)
+ *    "patterns": [{"pattern": "EMP-[0-9]{6}", "placeholder": "[EMPLOYEE_ID]"}],
+ *    "match_limit": 1000000, "depth_limit": 10000}
+ * NULL means all built-ins. Unknown keys are refused. Errors as redact_set_new,
+ * with the key named in errbuf.
+ */
+enum assay_err redact_set_from_json(const json_t *cfg, struct redact_set **out, char *errbuf);
 
 /*
  * Appends to out the n bytes of text with every match replaced by its

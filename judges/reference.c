@@ -223,6 +223,7 @@ enum assay_err reference_judge_run(const struct rubric *r, const struct rubric_s
     char judge[64];
     snprintf(judge, sizeof judge, "reference:%s", r->metric);
     verdict_set_judge(out, judge);
+    verdict_set_rubric(out, r);
     enum assay_err err = rubric_sample_check(r, s, errbuf);
     if (!err && !s->reference)
         err = assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,

@@ -287,6 +287,7 @@ enum assay_err rule_judge_run(const struct rule_judge *j, const struct rubric_sa
     char judge[96];
     snprintf(judge, sizeof judge, "rule:%s", j->rubric->rule);
     verdict_set_judge(out, judge);
+    verdict_set_rubric(out, j->rubric);
     enum assay_err err = rubric_sample_check(j->rubric, s, errbuf);
     if (err) {
         verdict_set_unscorable(out, "missing_field", VERDICT_RETRY_NONE, errbuf);

@@ -85,6 +85,12 @@ void verdict_set_reasoning(struct verdict *v, const char *text, size_t n)
     v->reasoning = xstrndup(text, n);
 }
 
+void verdict_set_rubric(struct verdict *v, const struct rubric *r)
+{
+    snprintf(v->rubric, sizeof v->rubric, "%s", r && r->name ? r->name : "");
+    snprintf(v->rubric_version, sizeof v->rubric_version, "%s", r ? r->version : "");
+}
+
 void verdict_set_judge(struct verdict *v, const char *name)
 {
     free(v->judge);
@@ -234,6 +240,7 @@ enum assay_err verdict_parse_json(const struct rubric *r, const json_t *resp, st
     if (!r || !resp || !out)
         return ASSAY_ERR_INVALID_ARGUMENT;
     verdict_clear(out);
+    verdict_set_rubric(out, r);
     if (!json_is_object(resp)) {
         verdict_set_unscorable(out, "unparseable_response", VERDICT_RETRY_ONCE,
                                "the response is not a JSON object");
@@ -348,6 +355,7 @@ enum assay_err verdict_parse(const struct rubric *r, const char *body, size_t n,
     if (!r || !body || !out)
         return ASSAY_ERR_INVALID_ARGUMENT;
     verdict_clear(out);
+    verdict_set_rubric(out, r);
     if (n > VERDICT_BODY_MAX) {
         verdict_set_unscorable(out, "response_too_large", VERDICT_RETRY_NONE,
                                "the response body is larger than 4 MiB");
@@ -376,6 +384,7 @@ enum assay_err verdict_combine(const struct rubric *r, const struct verdict *vs,
     if (!r || !out || (n && !vs))
         return ASSAY_ERR_INVALID_ARGUMENT;
     verdict_clear(out);
+    verdict_set_rubric(out, r);
     double *raw = xcalloc(n ? n : 1, sizeof *raw);
     size_t scored = 0;
     int64_t latency = -1;

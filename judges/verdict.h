@@ -45,11 +45,13 @@ struct verdict_usage {
 
 struct verdict {
     enum verdict_outcome outcome;
-    double score;     /* normalised to [0,1]; meaningful only when scored */
-    double raw_score; /* on the rubric's scale; meaningful only when scored */
-    bool pass;        /* raw_score >= pass_threshold; false when unscorable */
-    char *reasoning;  /* owned, at most VERDICT_REASONING_MAX bytes, or NULL */
-    char *judge;      /* owned: "rule:pii-leak", "reference:rouge-l", or a model id */
+    double score;            /* normalised to [0,1]; meaningful only when scored */
+    double raw_score;        /* on the rubric's scale; meaningful only when scored */
+    bool pass;               /* raw_score >= pass_threshold; false when unscorable */
+    char *reasoning;         /* owned, at most VERDICT_REASONING_MAX bytes, or NULL */
+    char *judge;             /* owned: "rule:pii-leak", "reference:rouge-l", or a model id */
+    char rubric[65];         /* the rubric's name */
+    char rubric_version[65]; /* the rubric's version (SHA-256 of its file): series key */
     /* Unscorable only: a stable snake_case code (static string) and a detail. */
     const char *reason;
     char detail[VERDICT_DETAIL_MAX];
@@ -80,6 +82,8 @@ void verdict_set_unscorable(struct verdict *v, const char *reason, enum verdict_
                             const char *detail);
 /* Copies at most VERDICT_REASONING_MAX bytes of text (cut on a UTF-8 boundary). */
 void verdict_set_reasoning(struct verdict *v, const char *text, size_t n);
+/* Copies r's name and version into v (every judge does this for its verdicts). */
+void verdict_set_rubric(struct verdict *v, const struct rubric *r);
 /* Replaces the judge name with a copy of name. */
 void verdict_set_judge(struct verdict *v, const char *name);
 

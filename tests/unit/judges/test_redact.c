@@ -135,3 +135,44 @@ TEST_CASE(runaway_pattern_fails_closed)
     buf_clear(&out);
     redact_set_free(set);
 }
+
+TEST_CASE(from_json_config)
+{
+    char err[ASSAY_ERRBUF_SIZE] = "";
+    json_error_t je;
+    json_t *cfg = json_loads("{\"builtins\": [\"card\"], \"patterns\": [{\"pattern\": "
+                             "\"EMP-[0-9]{6}\", \"placeholder\": \"[EMPLOYEE_ID]\"}], "
+                             "\"match_limit\": 50000}",
+                             0, &je);
+    REQUIRE(cfg != NULL);
+    struct redact_set *set = NULL;
+    REQUIRE_INT_EQ(redact_set_from_json(cfg, &set, err), ASSAY_OK);
+    char *got = redact(set, "EMP-000042 paid with 4111111111111111 from a@b.io", NULL);
+    CHECK_STR_EQ(got, "[EMPLOYEE_ID] paid with [CARD] from a@b.io");
+    free(got);
+    redact_set_free(set);
+    json_decref(cfg);
+
+    REQUIRE_INT_EQ(redact_set_from_json(NULL, &set, err), ASSAY_OK); /* all built-ins */
+    got = redact(set, "a@b.io", NULL);
+    CHECK_STR_EQ(got, "[EMAIL]");
+    free(got);
+    redact_set_free(set);
+
+    static const char *const bad[] = {
+        "[]",
+        "{\"builtin\": true}",
+        "{\"builtins\": 3}",
+        "{\"builtins\": [\"ssn\"]}",
+        "{\"patterns\": [{\"pattern\": \"x\"}]}",
+        "{\"match_limit\": 0}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cfg = json_loads(bad[i], JSON_DECODE_ANY, &je);
+        REQUIRE(cfg != NULL);
+        set = (struct redact_set *)1;
+        CHECK_INT_EQ(redact_set_from_json(cfg, &set, err), ASSAY_ERR_CONFIG);
+        CHECK(set == NULL);
+        json_decref(cfg);
+    }
+}

@@ -94,6 +94,8 @@ TEST_CASE(judge_run)
     CHECK_NEAR(v.raw_score, 2.0 / 3.0, 1e-12);
     CHECK(v.pass); /* threshold 0.5 */
     CHECK_STR_EQ(v.judge, "reference:token-f1");
+    CHECK_STR_EQ(v.rubric, "token-f1");
+    CHECK_STR_EQ(v.rubric_version, r->version);
     s.reference = NULL;
     CHECK_INT_EQ(reference_judge_run(r, &s, &v, err), ASSAY_ERR_INVALID_ARGUMENT);
     CHECK_INT_EQ(v.outcome, VERDICT_UNSCORABLE);

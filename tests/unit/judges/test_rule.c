@@ -82,6 +82,7 @@ TEST_CASE(pii_leak_finds_each_kind)
         CHECK(!strstr(v.reasoning, "@"));
         CHECK(!strstr(v.reasoning, "AKIA"));
         CHECK_STR_EQ(v.judge, "rule:pii-leak");
+        CHECK_STR_EQ(v.rubric_version, r->version);
     }
     verdict_clear(&v);
     rubric_free(r);

@@ -46,6 +46,8 @@ TEST_CASE(tool_input_ok)
     CHECK_INT_EQ(v.usage.cache_read_input_tokens, 1024);
     CHECK_INT_EQ(v.usage.cache_write_input_tokens, 0);
     CHECK_INT_EQ(v.latency_ms, 812);
+    CHECK_STR_EQ(v.rubric, "helpfulness");
+    CHECK_STR_EQ(v.rubric_version, r->version);
     parse_tool(r, "submit_verdict", "{\"reasoning\":\"Weak.\",\"score\":2.0}", &v);
     REQUIRE_INT_EQ(v.outcome, VERDICT_SCORED); /* 2.0 is an integer value */
     CHECK(!v.pass);
@@ -311,6 +313,7 @@ TEST_CASE(self_consistency_median_and_spread)
     CHECK_INT_EQ(out.latency_ms, 40);
     CHECK(out.pass);
     CHECK_STR_EQ(out.reasoning, "r");
+    CHECK_STR_EQ(out.rubric_version, r->version);
     /* two verdicts {2, 5}: median (2 + 5) / 2 = 3.5, not itself a level */
     REQUIRE_INT_EQ(verdict_combine(r, vs + 1, 2, &out), ASSAY_OK);
     CHECK(out.raw_score == 3.5);
