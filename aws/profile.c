@@ -149,13 +149,14 @@ struct profile_file *profile_file_parse(const char *text, size_t len, enum profi
         if (sn == 0 || s[0] == '#' || s[0] == ';')
             continue;
 
-        if (s[0] == '[' && !indented) {
+        if (s[0] == '[') {
             free(profile);
             profile = NULL;
             last = -1;
             in_section = 0;
             const char *close = memchr(s, ']', sn);
             if (!close) {
+                in_section = 1;
                 note_malformed(f, line_no);
                 continue;
             }
@@ -163,26 +164,26 @@ struct profile_file *profile_file_parse(const char *text, size_t len, enum profi
             size_t rn = sn - (size_t)(rest - s);
             trim(&rest, &rn);
             if (rn && rest[0] != '#' && rest[0] != ';') {
+                in_section = 1;
                 note_malformed(f, line_no);
                 continue;
             }
             int bad;
             profile = section_profile(s + 1, (size_t)(close - s - 1), kind, &bad);
+            /* The properties of a bad section are read past, not counted. */
+            in_section = 1;
             if (bad) {
                 note_malformed(f, line_no);
                 continue;
             }
-            in_section = 1;
             if (profile)
                 add_section(f, profile);
             continue;
         }
 
-        if (indented) {
-            if (!in_section || (profile && last < 0)) {
-                note_malformed(f, line_no);
-                continue;
-            }
+        /* An indented line continues the property before it; with none
+         * before it in this section, it is a property of its own. */
+        if (indented && in_section && (!profile || last >= 0)) {
             if (!profile)
                 continue; /* inside a non-profile section */
             struct profile_entry *e = &f->entries[last];
