@@ -22,11 +22,13 @@ struct fake_server {
     uint16_t port;
     char url[64];
     atomic_int hits;
+    atomic_int connections;
 };
 
 struct conn_state {
     char *uri;
     struct buf body;
+    int headers_seen; /* the first call carries headers only, never the body */
 };
 
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *con)
@@ -68,13 +70,16 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     struct fake_server *s = cls;
     struct conn_state *st = *con_cls;
+    if (!st->headers_seen) {
+        st->headers_seen = 1;
+        return MHD_YES;
+    }
     if (*upload_data_size) {
         buf_append(&st->body, upload_data, *upload_data_size);
         *upload_data_size = 0;
@@ -116,6 +121,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     return ret;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *con, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)con;
+    (void)socket_context;
+    struct fake_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&s->connections, 1);
+}
+
 struct fake_server *fake_server_start(fake_handler_fn fn, void *ctx)
 {
     struct fake_server *s = xcalloc(1, sizeof *s);
@@ -130,7 +145,8 @@ struct fake_server *fake_server_start(fake_handler_fn fn, void *ctx)
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
         NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_END);
     if (!s->daemon) {
         fprintf(stderr, "fake_server: could not start on 127.0.0.1\n");
         free(s);
@@ -163,6 +179,11 @@ const char *fake_server_url(const struct fake_server *s)
 int fake_server_hits(const struct fake_server *s)
 {
     return atomic_load(&((struct fake_server *)s)->hits);
+}
+
+int fake_server_connections(const struct fake_server *s)
+{
+    return atomic_load(&((struct fake_server *)s)->connections);
 }
 
 const char *fake_request_header(const struct fake_request *req, const char *name)

@@ -57,6 +57,8 @@ uint16_t fake_server_port(const struct fake_server *s);
 const char *fake_server_url(const struct fake_server *s);
 /* Requests answered so far. */
 int fake_server_hits(const struct fake_server *s);
+/* TCP connections accepted so far (to check connection reuse). */
+int fake_server_connections(const struct fake_server *s);
 
 /* Case-insensitive look-up; NULL when absent. */
 const char *fake_request_header(const struct fake_request *req, const char *name);
