@@ -314,6 +314,12 @@ enum assay_err creds_provider_get(struct creds_provider *p, struct creds *out, c
         creds_copy(out, &p->cached);
         goto out_locked;
     }
+    if (p->refreshing && still_valid(&p->cached, now)) {
+        /* A refresh inside the margin is under way: the old credentials are
+         * still good, so this caller need not wait for it. */
+        creds_copy(out, &p->cached);
+        goto out_locked;
+    }
     if (p->refreshing) {
         /* Single flight: wait for the fetch in progress and share its result. */
         uint64_t seen = p->flights_done;
@@ -421,34 +427,64 @@ static const struct {
     {"imds", creds_imds_fetch},
 };
 
+#define CHAIN_STEPS (sizeof chain_steps / sizeof chain_steps[0])
+
+/*
+ * Writes "no AWS credentials found (env: why; web_identity: why; ...)" into
+ * errbuf, shortening the longest reasons first so that every provider is
+ * named even when the reasons together would not fit.
+ */
+static void chain_summary(char *errbuf, char reasons[][ASSAY_ERRBUF_SIZE])
+{
+    static const char head[] = "no AWS credentials found (";
+    size_t fixed = sizeof head - 1 + 2; /* head, ")" and NUL */
+    size_t len[CHAIN_STEPS], total = 0;
+    for (size_t i = 0; i < CHAIN_STEPS; i++) {
+        fixed += strlen(chain_steps[i].name) + 2 + (i ? 2 : 0);
+        len[i] = strlen(reasons[i]);
+        total += len[i];
+    }
+    size_t room = ASSAY_ERRBUF_SIZE > fixed ? ASSAY_ERRBUF_SIZE - fixed : 0;
+    /* Water-filling: lower a common cap until the reasons fit. */
+    size_t cap = ASSAY_ERRBUF_SIZE;
+    while (total > room && cap > 0) {
+        cap--;
+        total = 0;
+        for (size_t i = 0; i < CHAIN_STEPS; i++)
+            total += len[i] < cap ? len[i] : cap;
+    }
+    struct buf b = BUF_INIT;
+    buf_append_str(&b, head);
+    for (size_t i = 0; i < CHAIN_STEPS; i++)
+        buf_appendf(&b, "%s%s: %.*s", i ? "; " : "", chain_steps[i].name,
+                    (int)(len[i] < cap ? len[i] : cap), reasons[i]);
+    buf_append_char(&b, ')');
+    assay_errbuf_set(errbuf, ASSAY_ERR_NO_CREDENTIALS, "%s", buf_cstr(&b));
+    buf_clear(&b);
+}
+
 static enum assay_err chain_fetch(struct creds_provider *p, struct creds *out, char *errbuf)
 {
-    struct buf tried = BUF_INIT;
-    enum assay_err err = ASSAY_ERR_NO_CREDENTIALS;
-    for (size_t i = 0; i < sizeof chain_steps / sizeof chain_steps[0]; i++) {
-        char eb[ASSAY_ERRBUF_SIZE] = "";
+    char reasons[CHAIN_STEPS][ASSAY_ERRBUF_SIZE];
+    for (size_t i = 0; i < CHAIN_STEPS; i++) {
+        reasons[i][0] = '\0';
         creds_clear(out);
-        enum assay_err e = chain_steps[i].fetch(p, out, eb);
+        enum assay_err e = chain_steps[i].fetch(p, out, reasons[i]);
         if (e == ASSAY_OK && creds_is_set(out)) {
             if (!out->provider[0])
                 set_provider_name(out, chain_steps[i].name);
-            err = ASSAY_OK;
-            goto out;
+            return ASSAY_OK;
         }
         creds_clear(out);
         if (e == ASSAY_ERR_NO_CREDENTIALS)
             LOG_DEBUG("creds.provider_skipped", LOG_S("provider", chain_steps[i].name),
-                      LOG_S("reason", eb));
+                      LOG_S("reason", reasons[i]));
         else
             LOG_WARN("creds.provider_failed", LOG_S("provider", chain_steps[i].name),
-                     LOG_S("error", assay_err_name(e)), LOG_S("detail", eb));
-        /* Each provider's reason gets a bounded share of the error buffer. */
-        buf_appendf(&tried, "%s%s: %.40s", i ? "; " : "", chain_steps[i].name, eb);
+                     LOG_S("error", assay_err_name(e)), LOG_S("detail", reasons[i]));
     }
-    assay_errbuf_set(errbuf, err, "no AWS credentials found (%s)", buf_cstr(&tried));
-out:
-    buf_clear(&tried);
-    return err;
+    chain_summary(errbuf, reasons);
+    return ASSAY_ERR_NO_CREDENTIALS;
 }
 
 struct creds_provider *creds_chain_new(const struct creds_options *opt)

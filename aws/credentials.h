@@ -17,7 +17,9 @@
  * Caching and refresh: every provider returned here caches what it fetched.
  * Temporary credentials (those with an expiration) are fetched again once the
  * clock enters the refresh margin before expiry (default 5 minutes), by one
- * caller only: concurrent callers wait for that one fetch ("single flight").
+ * caller only ("single flight"): while it fetches, concurrent callers get the
+ * old credentials if they are still valid, and otherwise (first use, or after
+ * expiry) wait for that one fetch and share its result.
  * A failing refresh while the old credentials are still valid returns the old
  * ones and logs a warning ("creds.refresh_failed"); it is retried at most once
  * per retry interval. Once they have expired, a failing refresh is an error.

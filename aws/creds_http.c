@@ -433,7 +433,7 @@ enum assay_err creds_container_fetch(struct creds_provider *p, struct creds *out
     const char *full = creds_env(opt, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
     if (!rel && !full)
         return assay_errbuf_set(errbuf, ASSAY_ERR_NO_CREDENTIALS,
-                                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/_FULL_URI not set");
+                                "AWS_CONTAINER_CREDENTIALS_*_URI not set");
     if (!opt->transport)
         return assay_errbuf_set(errbuf, ASSAY_ERR_NO_CREDENTIALS, "no HTTP transport");
     struct buf u = BUF_INIT;

@@ -186,8 +186,10 @@ static enum assay_err get(struct creds_provider *p, struct creds *c)
 static enum assay_err get_eb(struct creds_provider *p, struct creds *c, char *eb)
 {
     enum assay_err err = creds_provider_get(p, c, eb);
-    if (err != ASSAY_OK)
+    if (err != ASSAY_OK) {
+        fprintf(stderr, "get: %s: %s\n", assay_err_name(err), eb);
         note_errbuf(eb);
+    }
     return err;
 }
 
@@ -1370,6 +1372,15 @@ TEST_CASE(imds_timeout_falls_through)
     CHECK(strstr(eb, "not reachable") != NULL);
     creds_provider_free(p);
 
+    /* The chain, with nothing else configured, gives up just as quickly. */
+    p = creds_chain_new(&w.o);
+    t0 = mono_ms();
+    CHECK_INT_EQ(get_eb(p, &c, eb), ASSAY_ERR_NO_CREDENTIALS);
+    took = mono_ms() - t0;
+    CHECK(took < 2000);
+    CHECK(strstr(eb, "imds: instance metadata") != NULL);
+    creds_provider_free(p);
+
     /* An unreachable endpoint (nothing listens) fails fast. */
     tenv_set(&w.e, "AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1");
     p = creds_imds_new(&w.o);
@@ -1481,6 +1492,22 @@ TEST_CASE(chain_none_names_what_was_tried)
         CHECK(strstr(eb, names[i]) != NULL);
     }
     CHECK(!creds_is_set(&c));
+    CHECK(eb[strlen(eb) - 1] == ')'); /* nothing cut off */
+    creds_provider_free(p);
+
+    /* Long reasons (deep paths) are shortened, every provider still named. */
+    char deep[600];
+    snprintf(deep, sizeof deep, "%s/a-rather-long-directory-name/another-long-one/and-more/creds",
+             test_tmpdir());
+    tenv_set(&e, "AWS_SHARED_CREDENTIALS_FILE", deep);
+    tenv_set(&e, "AWS_CONFIG_FILE", deep);
+    tenv_set(&e, "AWS_WEB_IDENTITY_TOKEN_FILE", deep);
+    tenv_set(&e, "AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://somewhere.example.com/x/y/z");
+    p = creds_chain_new(&o);
+    CHECK_INT_EQ(get_eb(p, &c, eb), ASSAY_ERR_NO_CREDENTIALS);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        CHECK(strstr(eb, names[i]) != NULL);
+    CHECK(eb[strlen(eb) - 1] == ')');
     creds_provider_free(p);
     tenv_clear(&e);
     finish();
@@ -1551,6 +1578,7 @@ TEST_CASE(refresh_default_margin_is_five_minutes)
 struct flight {
     struct creds_provider *p;
     atomic_int ok;
+    atomic_int old; /* callers that got ASIACONTAINER */
     atomic_int go;
 };
 
@@ -1562,9 +1590,11 @@ static void *flight_thread(void *arg)
     struct creds c;
     creds_init(&c);
     char eb[ASSAY_ERRBUF_SIZE] = "";
-    if (creds_provider_get(fl->p, &c, eb) == ASSAY_OK && creds_is_set(&c))
+    if (creds_provider_get(fl->p, &c, eb) == ASSAY_OK && creds_is_set(&c)) {
         atomic_fetch_add(&fl->ok, 1);
-    else
+        if (strcmp(c.access_key_id, "ASIACONTAINER") == 0)
+            atomic_fetch_add(&fl->old, 1);
+    } else
         note_errbuf(eb);
     creds_clear(&c);
     return NULL;
@@ -1575,6 +1605,7 @@ static void run_flight(struct flight *fl, int n)
     pthread_t th[16];
     atomic_store(&fl->go, 0);
     atomic_store(&fl->ok, 0);
+    atomic_store(&fl->old, 0);
     for (int i = 0; i < n; i++)
         REQUIRE(pthread_create(&th[i], NULL, flight_thread, fl) == 0);
     atomic_store(&fl->go, 1);
@@ -1597,16 +1628,25 @@ TEST_CASE(single_flight)
     CHECK_INT_EQ(fake_server_hits(w.srv), 1);
     CHECK_INT_EQ(creds_provider_fetches(fl.p), 1);
 
-    /* A refresh inside the margin: again one fetch for all. */
+    /* A refresh inside the margin: again one fetch for all; callers that
+     * come while it runs get the old, still valid, credentials at once. */
     w.now = T0_MS + HOUR_MS - 2 * MIN_MS;
     char body[1024];
     creds_json(body, sizeof body, "ASIANEXT", "FAKESECRET-next", "FAKESESSION-next",
                T0_MS + 2 * HOUR_MS, 0);
     fake_set(&w.f, 200, body);
+    int64_t t0 = mono_ms();
     run_flight(&fl, 12);
     CHECK_INT_EQ(atomic_load(&fl.ok), 12);
+    CHECK(atomic_load(&fl.old) >= 1);
     CHECK_INT_EQ(fake_server_hits(w.srv), 2);
     CHECK_INT_EQ(creds_provider_fetches(fl.p), 2);
+    CHECK(mono_ms() - t0 >= 400); /* the one fetch did run */
+    struct creds c;
+    creds_init(&c);
+    REQUIRE_INT_EQ(get(fl.p, &c), ASSAY_OK);
+    CHECK_STR_EQ(c.access_key_id, "ASIANEXT");
+    creds_clear(&c);
 
     /* A failing refresh after expiry: one fetch, every caller gets the error. */
     w.now = T0_MS + 3 * HOUR_MS;
