@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define DEFAULT_TIMEOUT_MS 60000
@@ -32,7 +33,6 @@
 
 /* One submitted request, from submit until its callback returns. */
 struct transfer {
-    struct http_transport *t;
     struct http_request *req;
     struct http_response *resp;
     http_done_fn done;
@@ -43,6 +43,7 @@ struct transfer {
     int too_large;
     int attempt;
     int64_t started_ms;           /* monotonic, of the current attempt */
+    int64_t signed_offset_ms;     /* the skew the current attempt was signed with */
     struct transfer *prev, *next; /* the queue (next only) or the active list */
     char curl_err[CURL_ERROR_SIZE];
 };
@@ -290,12 +291,22 @@ static int error_code(const struct http_response *resp, char *out, size_t out_si
     return out[0] != '\0';
 }
 
+static int far_apart(int64_t a_ms, int64_t b_ms)
+{
+    int64_t d = a_ms - b_ms;
+    return d <= -SKEW_THRESHOLD_MS || d >= SKEW_THRESHOLD_MS;
+}
+
 /*
- * The skew rule: a refusal whose code is a clock-skew code and whose Date
+ * The skew rule. A refusal whose code is a clock-skew code and whose Date
  * header is at least SKEW_THRESHOLD_MS away from the corrected local clock
- * moves the shared offset to (server - local). Returns 1 when it did.
+ * moves the shared offset to (server - local). Returns 1 when the request
+ * should be re-signed: its own signing time (taken with signed_offset_ms) was
+ * that far from the server's, whether this response or a concurrent one
+ * corrected the offset.
  */
-static int learn_skew(struct http_transport *t, const struct http_response *resp)
+static int learn_skew(struct http_transport *t, const struct http_response *resp,
+                      int64_t signed_offset_ms)
 {
     if (resp->status < 400)
         return 0;
@@ -308,13 +319,12 @@ static int learn_skew(struct http_transport *t, const struct http_response *resp
     int64_t server_ms = server_s * 1000;
     int64_t local_ms = clock_now_ms(t->clock);
     int64_t offset = atomic_load(&t->skew_ms);
-    int64_t off_by = server_ms - (local_ms + offset);
-    if (off_by > -SKEW_THRESHOLD_MS && off_by < SKEW_THRESHOLD_MS)
-        return 0;
-    atomic_store(&t->skew_ms, server_ms - local_ms);
-    LOG_WARN("http.clock_skew", LOG_S("error_code", code), LOG_I("skew_ms", server_ms - local_ms),
-             LOG_I("previous_skew_ms", offset));
-    return 1;
+    if (far_apart(server_ms, local_ms + offset)) {
+        atomic_store(&t->skew_ms, server_ms - local_ms);
+        LOG_WARN("http.clock_skew", LOG_S("error_code", code),
+                 LOG_I("skew_ms", server_ms - local_ms), LOG_I("previous_skew_ms", offset));
+    }
+    return far_apart(server_ms, local_ms + signed_offset_ms);
 }
 
 /* ---- libcurl callbacks ---- */
@@ -363,7 +373,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata)
         buf_append_str(&joined, last->value);
         buf_append_char(&joined, ' ');
         buf_append(&joined, data + start, end - start);
-        free(last->value);
+        secure_free_str(last->value);
         last->value = buf_detach(&joined, NULL);
         return len;
     }
@@ -599,7 +609,8 @@ static enum assay_err setup_easy(struct http_transport *t, struct transfer *x)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)total_ms);
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
+    if (x->max_body <= (size_t)INT64_MAX)
+        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_err);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
@@ -635,8 +646,10 @@ static void start_attempt(struct http_transport *t, struct transfer *x)
     enum assay_err err = ASSAY_OK;
     x->attempt++;
     x->resp->attempts = x->attempt;
+    x->signed_offset_ms = http_transport_skew_ms(t);
     if (x->req->sign) {
-        err = x->req->sign(x->req->sign_ctx, x->req, http_transport_now_ms(t), x->resp->errbuf);
+        err = x->req->sign(x->req->sign_ctx, x->req, clock_now_ms(t->clock) + x->signed_offset_ms,
+                           x->resp->errbuf);
         if (err != ASSAY_OK)
             goto out;
     }
@@ -678,7 +691,8 @@ static void on_complete(struct http_transport *t, struct transfer *x, CURLcode r
     x->resp->status = (int)status;
     x->resp->elapsed_ms = clock_mono_ms(NULL) - x->started_ms;
     enum assay_err err = map_result(x, rc);
-    if (err == ASSAY_OK && learn_skew(t, x->resp) && x->attempt == 1 && x->req->sign) {
+    if (err == ASSAY_OK && learn_skew(t, x->resp, x->signed_offset_ms) && x->attempt == 1 &&
+        x->req->sign) {
         LOG_INFO("http.skew_resend", LOG_S("method", x->req->method),
                  LOG_I("status", x->resp->status));
         release_attempt(t, x);
@@ -748,8 +762,12 @@ static void *run(void *arg)
             LOG_ERROR("http.multi_perform", LOG_S("error", curl_multi_strerror(mc)));
         drain_messages(t);
         mc = curl_multi_poll(t->multi, NULL, 0, POLL_MS, NULL);
-        if (mc != CURLM_OK)
+        if (mc != CURLM_OK) {
+            /* Not expected; pause rather than spin while it lasts. */
             LOG_ERROR("http.multi_poll", LOG_S("error", curl_multi_strerror(mc)));
+            struct timespec pause = {0, 50 * 1000000L};
+            nanosleep(&pause, NULL);
+        }
     }
     cancel_all(t);
     return NULL;
@@ -836,7 +854,6 @@ enum assay_err http_transport_submit(struct http_transport *t, struct http_reque
 
     http_response_reset(resp);
     struct transfer *x = xcalloc(1, sizeof *x);
-    x->t = t;
     x->req = req;
     x->resp = resp;
     x->done = done;
@@ -881,6 +898,9 @@ static void wake(void *ctx, enum assay_err err, struct http_request *req,
 enum assay_err http_transport_perform(struct http_transport *t, struct http_request *req,
                                       struct http_response *resp)
 {
+    if (t && pthread_equal(pthread_self(), t->thread))
+        return assay_errbuf_set(resp ? resp->errbuf : NULL, ASSAY_ERR_INVALID_ARGUMENT,
+                                "perform called from a completion callback");
     struct waiter w;
     memset(&w, 0, sizeof w);
     pthread_mutex_init(&w.mu, NULL);

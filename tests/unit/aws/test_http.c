@@ -346,8 +346,10 @@ TEST_CASE(perform_from_threads)
     struct http_transport *t = transport(NULL);
     pthread_t th[4];
     struct perform_arg args[4];
+    char url[128];
+    snprintf(url, sizeof url, "%s", url_of(s, "/threads"));
     for (int i = 0; i < 4; i++) {
-        args[i] = (struct perform_arg){t, url_of(s, "/threads"), 0};
+        args[i] = (struct perform_arg){t, url, 0};
         REQUIRE(pthread_create(&th[i], NULL, perform_thread, &args[i]) == 0);
     }
     for (int i = 0; i < 4; i++) {
@@ -464,6 +466,147 @@ TEST_CASE(too_large)
     fake_server_stop(s);
 }
 
+TEST_CASE(proxy_from_environment)
+{
+    struct echo e;
+    echo_init(&e);
+    struct fake_server *s = fake_server_start(echo_handler, &e);
+    REQUIRE(s != NULL);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    setenv("http_proxy", fake_server_url(s), 1);
+    struct http_transport *t = transport(NULL);
+    struct http_request req;
+    struct http_response resp;
+    http_request_init(&req, "GET", "http://bedrock.example.invalid/model/x");
+    http_response_init(&resp);
+    CHECK_INT_EQ(http_transport_perform(t, &req, &resp), ASSAY_OK);
+    CHECK_INT_EQ(resp.status, 200);
+    /* A proxy sees the absolute URL. */
+    CHECK_STR_EQ(e.uri, "http://bedrock.example.invalid/model/x");
+
+    /* no_proxy is honoured too. */
+    setenv("no_proxy", "example.invalid", 1);
+    CHECK_INT_EQ(http_transport_perform(t, &req, &resp), ASSAY_ERR_TRANSPORT);
+    CHECK_INT_EQ(fake_server_hits(s), 1);
+    unsetenv("no_proxy");
+    unsetenv("http_proxy");
+    http_request_clear(&req);
+    http_response_clear(&resp);
+    http_transport_free(t);
+    fake_server_stop(s);
+}
+
+TEST_CASE(https_to_plain_server_fails)
+{
+    struct echo e;
+    echo_init(&e);
+    struct fake_server *s = fake_server_start(echo_handler, &e);
+    REQUIRE(s != NULL);
+    char url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/", (unsigned)fake_server_port(s));
+    struct http_transport *t = transport(NULL);
+    struct http_request req;
+    struct http_response resp;
+    http_request_init(&req, "GET", url);
+    http_response_init(&resp);
+    CHECK_INT_EQ(http_transport_perform(t, &req, &resp), ASSAY_ERR_TRANSPORT);
+    CHECK_INT_EQ(resp.status, 0);
+    http_request_clear(&req);
+    http_response_clear(&resp);
+    http_transport_free(t);
+    fake_server_stop(s);
+}
+
+/* ---- TLS and HTTP/2 against node's http2 server ---- */
+
+struct h2_many {
+    struct http_request req[20];
+    struct http_response resp[20];
+    atomic_int done;
+    atomic_int h2;
+};
+
+static void h2_done(void *ctx, enum assay_err err, struct http_request *req,
+                    struct http_response *resp)
+{
+    (void)req;
+    struct h2_many *m = ctx;
+    /* The body is "<httpVersion> <sessions>": HTTP/2, all on one connection. */
+    if (err == ASSAY_OK && resp->status == 200 && strcmp(buf_cstr(&resp->body), "2.0 1") == 0)
+        atomic_fetch_add(&m->h2, 1);
+    atomic_fetch_add(&m->done, 1);
+}
+
+TEST_CASE(tls_verified_http2_multiplexed)
+{
+    if (system("command -v node >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1") != 0)
+        TEST_SKIP("node or openssl is not installed");
+    const char *dir = test_tmpdir();
+    char cmd[2048], key[512], cert[512];
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s -out %s -days 1 -subj /CN=localhost "
+             "-addext subjectAltName=IP:127.0.0.1,DNS:localhost >/dev/null 2>&1",
+             key, cert);
+    REQUIRE(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "node %s/tests/support/h2_server.js %s %s", test_source_dir(), key,
+             cert);
+    FILE *server = popen(cmd, "r");
+    REQUIRE(server != NULL);
+    unsigned port = 0;
+    REQUIRE(fscanf(server, "%u", &port) == 1 && port > 0);
+    char url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/x", port);
+
+    /* Without the CA: the self-signed certificate is refused. */
+    struct http_transport *t = transport(NULL);
+    struct http_request req;
+    struct http_response resp;
+    http_request_init(&req, "GET", url);
+    http_response_init(&resp);
+    CHECK_INT_EQ(http_transport_perform(t, &req, &resp), ASSAY_ERR_TRANSPORT);
+    CHECK_INT_EQ(resp.status, 0);
+    http_transport_free(t);
+
+    /* With it: 20 requests at once, multiplexed on one HTTP/2 connection. */
+    struct http_transport_options opt = {.ca_file = cert};
+    t = transport(&opt);
+    struct h2_many *m = calloc(1, sizeof *m);
+    REQUIRE(m != NULL);
+    for (int i = 0; i < 20; i++) {
+        http_request_init(&m->req[i], i % 2 ? "POST" : "GET", url);
+        if (i % 2)
+            buf_append_str(&m->req[i].body, "{}");
+        http_response_init(&m->resp[i]);
+        REQUIRE_INT_EQ(http_transport_submit(t, &m->req[i], &m->resp[i], h2_done, m), ASSAY_OK);
+    }
+    int64_t deadline = mono_ms() + 10000;
+    while (atomic_load(&m->done) < 20 && mono_ms() < deadline)
+        sleep_ms(5);
+    CHECK_INT_EQ(atomic_load(&m->done), 20);
+    CHECK_INT_EQ(atomic_load(&m->h2), 20);
+    if (atomic_load(&m->h2) != 20)
+        fprintf(stderr, "first answer: %d %s (%s)\n", m->resp[0].status, buf_cstr(&m->resp[0].body),
+                m->resp[0].errbuf);
+
+    http_request_clear(&req);
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/quit", port);
+    http_request_init(&req, "GET", url);
+    (void)http_transport_perform(t, &req, &resp);
+    http_transport_free(t);
+    pclose(server);
+    for (int i = 0; i < 20; i++) {
+        http_request_clear(&m->req[i]);
+        http_response_clear(&m->resp[i]);
+    }
+    free(m);
+    http_request_clear(&req);
+    http_response_clear(&resp);
+}
+
 TEST_CASE(server_closes)
 {
     struct echo e;
@@ -538,6 +681,48 @@ TEST_CASE(free_cancels_in_flight)
         http_request_clear(&req[i]);
         http_response_clear(&resp[i]);
     }
+    fake_server_stop(s);
+}
+
+struct nested {
+    struct http_transport *t;
+    atomic_int calls;
+    atomic_int nested_err;
+};
+
+static void perform_in_callback(void *ctx, enum assay_err err, struct http_request *req,
+                                struct http_response *resp)
+{
+    (void)err;
+    struct nested *n = ctx;
+    struct http_response inner;
+    http_response_init(&inner);
+    atomic_store(&n->nested_err, (int)http_transport_perform(n->t, req, &inner));
+    http_response_clear(&inner);
+    (void)resp;
+    atomic_fetch_add(&n->calls, 1);
+}
+
+TEST_CASE(perform_in_callback_refused)
+{
+    struct echo e;
+    echo_init(&e);
+    struct fake_server *s = fake_server_start(echo_handler, &e);
+    REQUIRE(s != NULL);
+    struct nested n = {.t = transport(NULL)};
+    struct http_request req;
+    struct http_response resp;
+    http_request_init(&req, "GET", url_of(s, "/"));
+    http_response_init(&resp);
+    REQUIRE_INT_EQ(http_transport_submit(n.t, &req, &resp, perform_in_callback, &n), ASSAY_OK);
+    int64_t deadline = mono_ms() + 5000;
+    while (atomic_load(&n.calls) == 0 && mono_ms() < deadline)
+        sleep_ms(5);
+    CHECK_INT_EQ(atomic_load(&n.calls), 1);
+    CHECK_INT_EQ(atomic_load(&n.nested_err), ASSAY_ERR_INVALID_ARGUMENT);
+    http_transport_free(n.t);
+    http_request_clear(&req);
+    http_response_clear(&resp);
     fake_server_stop(s);
 }
 
@@ -820,6 +1005,59 @@ TEST_CASE(skew_error_shapes)
                                    SHAPE_JSON_CODE};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         check_skew_learned(20 * 60000, shapes[i]); /* 20 minutes ahead */
+}
+
+struct skew_many {
+    struct http_request req[10];
+    struct http_response resp[10];
+    struct signer sg[10];
+    atomic_int done;
+    atomic_int ok;
+};
+
+static void skew_many_done(void *ctx, enum assay_err err, struct http_request *req,
+                           struct http_response *resp)
+{
+    (void)req;
+    struct skew_many *m = ctx;
+    if (err == ASSAY_OK && resp->status == 200 && resp->attempts == 2)
+        atomic_fetch_add(&m->ok, 1);
+    atomic_fetch_add(&m->done, 1);
+}
+
+TEST_CASE(skew_concurrent_refusals)
+{
+    /* Ten requests signed with the wrong clock before any refusal arrives:
+     * the first refusal corrects the offset, and every one is re-signed, not
+     * only the one whose refusal moved it. */
+    struct skew_fixture f;
+    fixture_start(&f, HOUR_MS, SHAPE_JSON_TYPE, DATE_SERVER);
+    struct skew_many *m = calloc(1, sizeof *m);
+    REQUIRE(m != NULL);
+    for (int i = 0; i < 10; i++) {
+        http_request_init(&m->req[i], "POST", url_of(f.s, "/model/x/converse"));
+        m->req[i].sign = test_sign;
+        m->req[i].sign_ctx = &m->sg[i];
+        http_response_init(&m->resp[i]);
+    }
+    for (int i = 0; i < 10; i++)
+        REQUIRE_INT_EQ(http_transport_submit(f.t, &m->req[i], &m->resp[i], skew_many_done, m),
+                       ASSAY_OK);
+    int64_t deadline = mono_ms() + 10000;
+    while (atomic_load(&m->done) < 10 && mono_ms() < deadline)
+        sleep_ms(5);
+    CHECK_INT_EQ(atomic_load(&m->done), 10);
+    CHECK_INT_EQ(atomic_load(&m->ok), 10);
+    CHECK_INT_EQ(http_transport_skew_ms(f.t), HOUR_MS);
+    CHECK_INT_EQ(atomic_load(&f.k.hits), 20);
+    fixture_stop(&f);
+    for (int i = 0; i < 10; i++) {
+        CHECK_INT_EQ(m->sg[i].calls, 2);
+        CHECK_INT_EQ(m->sg[i].times[1], T0_MS + HOUR_MS);
+        http_request_clear(&m->req[i]);
+        http_response_clear(&m->resp[i]);
+    }
+    free(m);
 }
 
 TEST_CASE(skew_refusal_without_skewed_date)
