@@ -1788,3 +1788,78 @@ TEST_CASE(xml_extractor)
     CHECK(creds_xml_text("&#xD800;", 8) == NULL);
     CHECK(creds_xml_text("&#1114112;", 10) == NULL);
 }
+
+TEST_CASE(container_timeout)
+{
+    start_capture();
+    struct ct_env w;
+    struct creds c;
+    creds_init(&c);
+    ct_setup(&w);
+    tenv_set(&w.e, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/creds");
+    w.f.delay_ms = 1500;
+    w.o.http_timeout_ms = 300;
+    struct creds_provider *p = creds_container_new(&w.o);
+    int64_t t0 = mono_ms();
+    CHECK_INT_EQ(get(p, &c), ASSAY_ERR_TIMEOUT);
+    CHECK(mono_ms() - t0 < 1200);
+    CHECK(!creds_is_set(&c));
+    creds_provider_free(p);
+    ct_teardown(&w);
+    finish();
+}
+
+/* Every failure path at once, at debug level: logs and errors carry no secret. */
+TEST_CASE(secrets_never_logged)
+{
+    start_capture();
+    struct wi_env w;
+    struct ct_env ct;
+    struct creds c;
+    creds_init(&c);
+    wi_setup(&w);
+    ct_setup(&ct);
+    struct creds_options o = w.o;
+    o.container_base_url = fake_server_url(ct.srv);
+
+    /* env: a secret without its key id */
+    tenv_set(&w.e, "AWS_SECRET_ACCESS_KEY", "FAKESECRET-env-alone");
+    /* web identity: STS refuses */
+    fake_set(&w.f, 400,
+             "<ErrorResponse><Error><Code>InvalidIdentityToken</Code>"
+             "<Message>rejected</Message></Error></ErrorResponse>");
+    /* profile: malformed lines that hold secrets, and an incomplete profile */
+    write_file(tmp_path("creds"), "FAKESECRET-garbage-line\n[default]\n"
+                                  "FAKESECRET-no-equals\n"
+                                  "aws_secret_access_key = FAKESECRET-profile\n");
+    tenv_set(&w.e, "AWS_SHARED_CREDENTIALS_FILE", tmp_path("creds"));
+    /* container: the endpoint refuses the token */
+    snprintf(ct.f.want_auth, sizeof ct.f.want_auth, "something-else");
+    tenv_set(&w.e, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/creds");
+    tenv_set(&w.e, "AWS_CONTAINER_AUTHORIZATION_TOKEN", "FAKEAUTH-refused");
+
+    struct creds_provider *p = creds_chain_new(&o);
+    CHECK_INT_EQ(get(p, &c), ASSAY_ERR_NO_CREDENTIALS);
+    creds_provider_free(p);
+
+    /* Then it all works, then the refresh fails, then it expires. */
+    tenv_set(&w.e, "AWS_CONTAINER_AUTHORIZATION_TOKEN", NULL);
+    ct.f.want_auth[0] = '\0';
+    p = creds_chain_new(&o);
+    REQUIRE_INT_EQ(get(p, &c), ASSAY_OK);
+    CHECK_STR_EQ(c.provider, "container");
+    fake_set(&ct.f, 200, "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"FAKESECRET-bad\",");
+    w.now = T0_MS + HOUR_MS - MIN_MS;
+    REQUIRE_INT_EQ(get(p, &c), ASSAY_OK);
+    w.now = T0_MS + HOUR_MS + 1;
+    CHECK(get(p, &c) != ASSAY_OK);
+    creds_provider_free(p);
+
+    CHECK(captured_has("creds.refresh_failed"));
+    CHECK(captured_has("profile.malformed_lines"));
+    CHECK(captured_has("creds.provider_failed"));
+    creds_clear(&c);
+    ct_teardown(&ct);
+    wi_teardown(&w);
+    finish();
+}
