@@ -474,6 +474,7 @@ enum assay_err creds_container_fetch(struct creds_provider *p, struct creds *out
     }
 
     http_request_init(&req, "GET", url);
+    req.direct = 1; /* metadata endpoints are never reached through a proxy */
     http_response_init(&resp);
     have_http = 1;
     http_request_header_set(&req, "Accept", "application/json");
@@ -555,6 +556,7 @@ enum assay_err creds_imds_fetch(struct creds_provider *p, struct creds *out, cha
     buf_appendf(&u, "%s/latest/api/token", base);
     url = buf_detach(&u, NULL);
     http_request_init(&req, "PUT", url);
+    req.direct = 1; /* metadata endpoints are never reached through a proxy */
     http_response_init(&resp);
     have_http = 1;
     http_request_header_set(&req, "X-aws-ec2-metadata-token-ttl-seconds", IMDS_TOKEN_TTL_S);
@@ -597,6 +599,7 @@ enum assay_err creds_imds_fetch(struct creds_provider *p, struct creds *out, cha
     buf_appendf(&u, "%s/latest/meta-data/iam/security-credentials/", base);
     url = buf_detach(&u, NULL);
     http_request_init(&req, "GET", url);
+    req.direct = 1; /* metadata endpoints are never reached through a proxy */
     http_response_init(&resp);
     have_http = 1;
     http_request_header_set(&req, "X-aws-ec2-metadata-token", token);
@@ -637,6 +640,7 @@ enum assay_err creds_imds_fetch(struct creds_provider *p, struct creds *out, cha
     buf_appendf(&u, "%s/latest/meta-data/iam/security-credentials/%s", base, role);
     url = buf_detach(&u, NULL);
     http_request_init(&req, "GET", url);
+    req.direct = 1; /* metadata endpoints are never reached through a proxy */
     http_response_init(&resp);
     have_http = 1;
     http_request_header_set(&req, "X-aws-ec2-metadata-token", token);

@@ -598,6 +598,8 @@ static enum assay_err setup_easy(struct http_transport *t, struct transfer *x)
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (req->direct)
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     /* Over TLS, wait for ALPN to say whether a connection multiplexes rather
      * than open another; over plain HTTP/1.1 that wait would serialise. */

@@ -57,6 +57,8 @@ struct http_request {
     int64_t timeout_ms;         /* total; 0 = the transport's default */
     int64_t connect_timeout_ms; /* 0 = the transport's default */
     size_t max_response_bytes;  /* 0 = the transport's default */
+    int direct;                 /* 1: never through a proxy (link-local metadata
+                                   endpoints, as the AWS SDKs do for IMDS) */
     http_sign_fn sign;          /* optional */
     void *sign_ctx;
 };

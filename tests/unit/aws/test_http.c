@@ -485,6 +485,12 @@ TEST_CASE(proxy_from_environment)
     /* A proxy sees the absolute URL. */
     CHECK_STR_EQ(e.uri, "http://bedrock.example.invalid/model/x");
 
+    /* A direct request (metadata endpoints) ignores the proxy. */
+    req.direct = 1;
+    CHECK_INT_EQ(http_transport_perform(t, &req, &resp), ASSAY_ERR_TRANSPORT);
+    CHECK_INT_EQ(fake_server_hits(s), 1);
+    req.direct = 0;
+
     /* no_proxy is honoured too. */
     setenv("no_proxy", "example.invalid", 1);
     CHECK_INT_EQ(http_transport_perform(t, &req, &resp), ASSAY_ERR_TRANSPORT);
