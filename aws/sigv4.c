@@ -19,6 +19,7 @@
 
 #include "common/alloc.h"
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -40,6 +41,12 @@ struct hmac_key {
     SHA256_CTX inner; /* after absorbing key ^ ipad */
     SHA256_CTX outer; /* after absorbing key ^ opad */
 };
+
+/* Wipes key material (OpenSSL's cleanse: fast, and not optimised away). */
+static void wipe(void *p, size_t n)
+{
+    OPENSSL_cleanse(p, n);
+}
 
 static void sha256(const void *p, size_t n, uint8_t md[32])
 {
@@ -69,7 +76,7 @@ static void hmac_key_init(struct hmac_key *hk, const char *prefix, size_t prefix
         SHA256_Update(&c, prefix, prefix_len);
         SHA256_Update(&c, key, key_len);
         SHA256_Final(block, &c);
-        secure_zero(&c, sizeof c);
+        wipe(&c, sizeof c);
     } else {
         memcpy(block, prefix, prefix_len);
         if (key_len)
@@ -84,8 +91,8 @@ static void hmac_key_init(struct hmac_key *hk, const char *prefix, size_t prefix
         pad[i] = block[i] ^ 0x5c;
     SHA256_Init(&hk->outer);
     SHA256_Update(&hk->outer, pad, 64);
-    secure_zero(block, sizeof block);
-    secure_zero(pad, sizeof pad);
+    wipe(block, sizeof block);
+    wipe(pad, sizeof pad);
 }
 
 static void hmac_finish(const struct hmac_key *hk, SHA256_CTX *inner, uint8_t out[32])
@@ -95,7 +102,7 @@ static void hmac_finish(const struct hmac_key *hk, SHA256_CTX *inner, uint8_t ou
     SHA256_CTX c = hk->outer;
     SHA256_Update(&c, ih, sizeof ih);
     SHA256_Final(out, &c);
-    secure_zero(&c, sizeof c);
+    wipe(&c, sizeof c);
 }
 
 static void hmac_run(const struct hmac_key *hk, const void *msg, size_t n, uint8_t out[32])
@@ -103,7 +110,7 @@ static void hmac_run(const struct hmac_key *hk, const void *msg, size_t n, uint8
     SHA256_CTX c = hk->inner;
     SHA256_Update(&c, msg, n);
     hmac_finish(hk, &c, out);
-    secure_zero(&c, sizeof c);
+    wipe(&c, sizeof c);
 }
 
 static void derive_key(const char *secret, const char *date8, const char *region,
@@ -118,7 +125,7 @@ static void derive_key(const char *secret, const char *date8, const char *region
     hmac_run(&hk, service, strlen(service), key);
     hmac_key_init(&hk, "", 0, key, 32);
     hmac_run(&hk, "aws4_request", 12, key);
-    secure_zero(&hk, sizeof hk);
+    wipe(&hk, sizeof hk);
 }
 
 void sigv4_signing_key_derive(const char *secret, const char *date8, const char *region,
@@ -135,7 +142,7 @@ void sigv4_signature_compute(const uint8_t key[32], const char *string_to_sign, 
     hmac_key_init(&hk, "", 0, key, 32);
     hmac_run(&hk, string_to_sign, len, mac);
     hex_encode(mac, 32, hex);
-    secure_zero(&hk, sizeof hk);
+    wipe(&hk, sizeof hk);
 }
 
 /* ---- the signing-key cache ------------------------------------------------ */
@@ -170,7 +177,7 @@ void sigv4_key_cache_free(struct sigv4_key_cache *cache)
     if (!cache)
         return;
     pthread_mutex_destroy(&cache->lock);
-    secure_zero(cache, sizeof *cache);
+    wipe(cache, sizeof *cache);
     free(cache);
 }
 
@@ -187,7 +194,7 @@ static bool key_lookup(struct sigv4_key_cache *cache, const struct sigv4_credent
         hmac_key_init(hk, "", 0, key, 32);
         if (key_out)
             memcpy(key_out, key, 32);
-        secure_zero(key, sizeof key);
+        wipe(key, sizeof key);
         return false;
     }
     uint8_t secret_hash[32];
@@ -219,7 +226,7 @@ static bool key_lookup(struct sigv4_key_cache *cache, const struct sigv4_credent
         memcpy(key_out, key, 32);
 
     pthread_mutex_lock(&cache->lock);
-    secure_zero(victim, sizeof *victim);
+    wipe(victim, sizeof *victim);
     victim->used = true;
     victim->last_use = ++cache->clock;
     memcpy(victim->date8, date8, 9);
@@ -230,7 +237,7 @@ static bool key_lookup(struct sigv4_key_cache *cache, const struct sigv4_credent
     memcpy(victim->key, key, 32);
     victim->hk = *hk;
     pthread_mutex_unlock(&cache->lock);
-    secure_zero(key, sizeof key);
+    wipe(key, sizeof key);
     return false;
 }
 
@@ -240,7 +247,7 @@ bool sigv4_key_cache_get(struct sigv4_key_cache *cache, const struct sigv4_crede
 {
     struct hmac_key hk;
     bool hit = key_lookup(cache, creds, date8, region, service, &hk, key);
-    secure_zero(&hk, sizeof hk);
+    wipe(&hk, sizeof hk);
     return hit;
 }
 
@@ -283,6 +290,28 @@ static void put_c(struct sink *s, char c)
     if (s->n == sizeof s->tmp)
         sink_flush(s);
     s->tmp[s->n++] = c;
+}
+
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+}
+
+/* Header names go out in lower case. */
+static void put_lower(struct sink *s, const char *p, size_t n)
+{
+    while (n) {
+        if (s->n == sizeof s->tmp)
+            sink_flush(s);
+        size_t k = sizeof s->tmp - s->n;
+        if (k > n)
+            k = n;
+        for (size_t i = 0; i < k; i++)
+            s->tmp[s->n + i] = lower(p[i]);
+        s->n += k;
+        p += k;
+        n -= k;
+    }
 }
 
 static void put_s(struct sink *s, const char *str)
@@ -392,6 +421,7 @@ struct hdr {
     const char *name;
     size_t name_len;
     const char *value;
+    bool repeat; /* same name as the one before it (after sorting) */
 };
 
 struct qparam {
@@ -418,11 +448,6 @@ struct prep {
     struct qparam q[SIGV4_MAX_QUERY_PARAMS + SIGV4_MAX_HEADERS + 8];
     size_t nq;
 };
-
-static char lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
-}
 
 /* Compares a header name (any case) with a lower-case literal. */
 static bool name_is(const char *name, size_t len, const char *lit)
@@ -686,7 +711,7 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
             continue;
         if (name_is(h->name, len, "host"))
             have_host = true;
-        pr->h[pr->nh++] = (struct hdr){h->name, len, h->value};
+        pr->h[pr->nh++] = (struct hdr){h->name, len, h->value, false};
     }
     pr->hoisted_count = pr->nq - pr->hoisted_first;
     pr->have_sha_header = have_sha_header;
@@ -711,11 +736,12 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
                                 "sigv4: payload hash longer than 64 characters");
 
     if (placement == SIGV4_IN_HEADER) {
-        pr->h[pr->nh++] = (struct hdr){"x-amz-date", 10, pr->amz_date};
+        pr->h[pr->nh++] = (struct hdr){"x-amz-date", 10, pr->amz_date, false};
         if (token && !params->omit_session_token)
-            pr->h[pr->nh++] = (struct hdr){"x-amz-security-token", 20, params->creds.session_token};
+            pr->h[pr->nh++] =
+                (struct hdr){"x-amz-security-token", 20, params->creds.session_token, false};
         if (params->sign_body && !have_sha_header)
-            pr->h[pr->nh++] = (struct hdr){"x-amz-content-sha256", 20, pr->payload_hash};
+            pr->h[pr->nh++] = (struct hdr){"x-amz-content-sha256", 20, pr->payload_hash, false};
     }
 
     /* Stable insertion sort: repeated names keep their order, to be joined with ','. */
@@ -728,18 +754,19 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
         }
         pr->h[j] = t;
     }
+    for (size_t i = 1; i < pr->nh; i++)
+        pr->h[i].repeat = name_cmp(&pr->h[i - 1], &pr->h[i]) == 0;
     return ASSAY_OK;
 }
 
 static void put_signed_headers(struct sink *s, const struct prep *pr)
 {
     for (size_t i = 0; i < pr->nh; i++) {
-        if (i > 0 && name_cmp(&pr->h[i - 1], &pr->h[i]) == 0)
+        if (pr->h[i].repeat)
             continue;
         if (i > 0)
             put_c(s, ';');
-        for (size_t k = 0; k < pr->h[i].name_len; k++)
-            put_c(s, lower(pr->h[i].name[k]));
+        put_lower(s, pr->h[i].name, pr->h[i].name_len);
     }
 }
 
@@ -753,16 +780,15 @@ static void put_header_value(struct sink *s, const char *v)
 {
     while (ws(*v))
         v++;
-    bool space = false;
-    for (; *v; v++) {
-        if (ws(*v)) {
-            space = true;
-            continue;
-        }
-        if (space)
+    while (*v) {
+        const char *word = v;
+        while (*v && !ws(*v))
+            v++;
+        put(s, word, (size_t)(v - word));
+        while (ws(*v))
+            v++;
+        if (*v)
             put_c(s, ' ');
-        space = false;
-        put_c(s, *v);
     }
 }
 
@@ -858,14 +884,12 @@ static enum assay_err put_canonical_request(struct sink *s, struct prep *pr, cha
     put_c(s, '\n');
 
     for (size_t i = 0; i < pr->nh; i++) {
-        bool same = i > 0 && name_cmp(&pr->h[i - 1], &pr->h[i]) == 0;
-        if (same) {
+        if (pr->h[i].repeat) {
             put_c(s, ',');
         } else {
             if (i > 0)
                 put_c(s, '\n');
-            for (size_t k = 0; k < pr->h[i].name_len; k++)
-                put_c(s, lower(pr->h[i].name[k]));
+            put_lower(s, pr->h[i].name, pr->h[i].name_len);
             put_c(s, ':');
         }
         put_header_value(s, pr->h[i].value);
@@ -1031,8 +1055,8 @@ static enum assay_err compute_signature(struct sigv4_key_cache *cache, struct pr
     uint8_t sig[32];
     hmac_finish(&hk, &mac, sig);
     hex_encode(sig, 32, out->signature);
-    secure_zero(&hk, sizeof hk);
-    secure_zero(&mac, sizeof mac);
+    wipe(&hk, sizeof hk);
+    wipe(&mac, sizeof mac);
     memcpy(out->amz_date, pr->amz_date, 17);
     size_t n = strlen(pr->payload_hash);
     memcpy(out->content_sha256, pr->payload_hash, n + 1);
