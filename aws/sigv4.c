@@ -181,6 +181,30 @@ void sigv4_key_cache_free(struct sigv4_key_cache *cache)
     free(cache);
 }
 
+/*
+ * Under the lock: the slot holding this key (*hit), else the slot to replace
+ * (a free one, or the least recently used).
+ */
+static struct cache_slot *find_slot(struct sigv4_key_cache *cache, const char *akid,
+                                    const uint8_t secret_hash[32], const char *date8,
+                                    const char *region, const char *service, bool *hit)
+{
+    struct cache_slot *victim = &cache->slots[0];
+    *hit = false;
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        struct cache_slot *s = &cache->slots[i];
+        if (s->used && strcmp(s->date8, date8) == 0 && strcmp(s->region, region) == 0 &&
+            strcmp(s->service, service) == 0 && strcmp(s->access_key_id, akid) == 0 &&
+            memcmp(s->secret_hash, secret_hash, 32) == 0) {
+            *hit = true;
+            return s;
+        }
+        if (victim->used && (!s->used || s->last_use < victim->last_use))
+            victim = s;
+    }
+    return victim;
+}
+
 /* The signing key as HMAC states (and raw bytes when key_out is set), cached when possible. */
 static bool key_lookup(struct sigv4_key_cache *cache, const struct sigv4_credentials *creds,
                        const char *date8, const char *region, const char *service,
@@ -189,7 +213,9 @@ static bool key_lookup(struct sigv4_key_cache *cache, const struct sigv4_credent
     const char *akid = creds->access_key_id;
     const char *secret = creds->secret_access_key;
     uint8_t key[32];
-    if (!cache || strlen(akid) > MAX_ACCESS_KEY_ID) {
+    /* What does not fit a slot is derived every time rather than cached. */
+    if (!cache || strlen(akid) > MAX_ACCESS_KEY_ID || strlen(region) > MAX_REGION ||
+        strlen(service) > MAX_SERVICE || strlen(date8) != 8) {
         derive_key(secret, date8, region, service, key);
         hmac_key_init(hk, "", 0, key, 32);
         if (key_out)
@@ -201,21 +227,15 @@ static bool key_lookup(struct sigv4_key_cache *cache, const struct sigv4_credent
     sha256(secret, strlen(secret), secret_hash);
 
     pthread_mutex_lock(&cache->lock);
-    struct cache_slot *victim = &cache->slots[0];
-    for (size_t i = 0; i < CACHE_SLOTS; i++) {
-        struct cache_slot *s = &cache->slots[i];
-        if (s->used && strcmp(s->date8, date8) == 0 && strcmp(s->region, region) == 0 &&
-            strcmp(s->service, service) == 0 && strcmp(s->access_key_id, akid) == 0 &&
-            memcmp(s->secret_hash, secret_hash, 32) == 0) {
-            s->last_use = ++cache->clock;
-            *hk = s->hk;
-            if (key_out)
-                memcpy(key_out, s->key, 32);
-            pthread_mutex_unlock(&cache->lock);
-            return true;
-        }
-        if (!s->used || (victim->used && s->last_use < victim->last_use))
-            victim = s;
+    bool hit;
+    struct cache_slot *slot = find_slot(cache, akid, secret_hash, date8, region, service, &hit);
+    if (hit) {
+        slot->last_use = ++cache->clock;
+        *hk = slot->hk;
+        if (key_out)
+            memcpy(key_out, slot->key, 32);
+        pthread_mutex_unlock(&cache->lock);
+        return true;
     }
     pthread_mutex_unlock(&cache->lock);
 
@@ -226,16 +246,18 @@ static bool key_lookup(struct sigv4_key_cache *cache, const struct sigv4_credent
         memcpy(key_out, key, 32);
 
     pthread_mutex_lock(&cache->lock);
-    wipe(victim, sizeof *victim);
-    victim->used = true;
-    victim->last_use = ++cache->clock;
-    memcpy(victim->date8, date8, 9);
-    memcpy(victim->region, region, strlen(region) + 1);
-    memcpy(victim->service, service, strlen(service) + 1);
-    memcpy(victim->access_key_id, akid, strlen(akid) + 1);
-    memcpy(victim->secret_hash, secret_hash, 32);
-    memcpy(victim->key, key, 32);
-    victim->hk = *hk;
+    /* Look again: another thread may have stored it, or taken the slot, meanwhile. */
+    slot = find_slot(cache, akid, secret_hash, date8, region, service, &hit);
+    wipe(slot, sizeof *slot);
+    slot->used = true;
+    slot->last_use = ++cache->clock;
+    memcpy(slot->date8, date8, 9);
+    memcpy(slot->region, region, strlen(region) + 1);
+    memcpy(slot->service, service, strlen(service) + 1);
+    memcpy(slot->access_key_id, akid, strlen(akid) + 1);
+    memcpy(slot->secret_hash, secret_hash, 32);
+    memcpy(slot->key, key, 32);
+    slot->hk = *hk;
     pthread_mutex_unlock(&cache->lock);
     wipe(key, sizeof key);
     return false;
@@ -444,7 +466,7 @@ struct prep {
     char body_hash[65];
     struct hdr h[SIGV4_MAX_HEADERS + 3];
     size_t nh;
-    size_t hoisted_first, hoisted_count; /* presign: x-amz-* headers moved to q[] */
+    size_t hoisted_first; /* presign: q[] from here on is added to the query */
     struct qparam q[SIGV4_MAX_QUERY_PARAMS + SIGV4_MAX_HEADERS + 8];
     size_t nq;
 };
@@ -713,7 +735,6 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
             have_host = true;
         pr->h[pr->nh++] = (struct hdr){h->name, len, h->value, false};
     }
-    pr->hoisted_count = pr->nq - pr->hoisted_first;
     pr->have_sha_header = have_sha_header;
     if (!have_host)
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,

@@ -528,6 +528,14 @@ TEST_CASE(key_cache)
         sigv4_signing_key_derive(SUITE_SECRET, "20150830", region, "service", want);
         CHECK(memcmp(k3, want, 32) == 0);
     }
+    /* Names too long for a slot are derived every time, never truncated. */
+    char long_region[100];
+    memset(long_region, 'r', sizeof long_region - 1);
+    long_region[sizeof long_region - 1] = '\0';
+    CHECK(!sigv4_key_cache_get(cache, &creds, "20150830", long_region, "service", k3));
+    CHECK(!sigv4_key_cache_get(cache, &creds, "20150830", long_region, "service", k3));
+    sigv4_signing_key_derive(SUITE_SECRET, "20150830", long_region, "service", want);
+    CHECK(memcmp(k3, want, 32) == 0);
     /* A NULL cache derives every time. */
     CHECK(!sigv4_key_cache_get(NULL, &creds, "20150830", "us-east-1", "service", k3));
     CHECK(memcmp(k3, k1, 32) == 0);
