@@ -733,12 +733,11 @@ TEST_CASE(s3_path)
     CHECK(strncmp(cr.data, "GET\n/a//b/../c%2Fd/e%20f\n", 25) == 0);
     CHECK(strstr(cr.data, "x-amz-content-sha256:UNSIGNED-PAYLOAD\n") != NULL);
     CHECK(strstr(cr.data, "\nUNSIGNED-PAYLOAD") != NULL);
-    /* The same path normalised, for every other service. */
+    /* The same path normalised, for every other service: dots resolved, escapes encoded again. */
     params.no_normalize_path = false;
     buf_reset(&cr);
     REQUIRE_INT_EQ(sigv4_canonical_request_build(&req, &params, SIGV4_IN_HEADER, &cr, NULL),
                    ASSAY_OK);
-    CHECK(strncmp(cr.data, "GET\n/a/c%252Fd/e%2520f\n", 23) != 0); /* no double space encode */
     CHECK(strncmp(cr.data, "GET\n/a/c%252Fd/e%20f\n", 21) == 0);
     buf_clear(&cr);
 }
