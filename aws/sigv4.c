@@ -1,0 +1,1165 @@
+/*
+ * aws/sigv4: AWS Signature Version 4 signing (see sigv4.h for the rules it
+ * follows). Called by the AWS service clients through the transport's sign
+ * hook, from several threads at once.
+ *
+ * The canonical request is never stored when signing: it is streamed through
+ * a small stack buffer into SHA-256, and the headers and query parameters are
+ * sorted as arrays of pointers on the stack, so a signature costs no heap
+ * allocation. The staged functions write the same stream into a buffer
+ * instead. The derived signing key is cached per (day, region, service,
+ * credentials) as HMAC inner and outer states, ready for the final HMAC.
+ *
+ * SHA-256 goes through OpenSSL's low-level SHA256_* functions (deprecated in
+ * OpenSSL 3 but present through the 3.x series): unlike EVP they need no
+ * context allocation per digest, and an HMAC midstate is a plain struct copy.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include "aws/sigv4.h"
+
+#include "common/alloc.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_REGION 63
+#define MAX_SERVICE 63
+#define MAX_ACCESS_KEY_ID 127
+#define MAX_PATH_SEGMENTS 512
+#define CACHE_SLOTS 8
+
+static const char hexdigits[] = "0123456789abcdef";
+static const char HEXUP[] = "0123456789ABCDEF";
+
+/* ---- SHA-256 and HMAC ---------------------------------------------------- */
+
+struct hmac_key {
+    SHA256_CTX inner; /* after absorbing key ^ ipad */
+    SHA256_CTX outer; /* after absorbing key ^ opad */
+};
+
+/* Wipes key material (OpenSSL's cleanse: fast, and not optimised away). */
+static void wipe(void *p, size_t n)
+{
+    OPENSSL_cleanse(p, n);
+}
+
+static void sha256(const void *p, size_t n, uint8_t md[32])
+{
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, p, n);
+    SHA256_Final(md, &c);
+}
+
+static void hex_encode(const uint8_t *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hexdigits[in[i] >> 4];
+        out[2 * i + 1] = hexdigits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* Sets up hk for a key given as prefix + key (the prefix lets "AWS4"+secret go in unjoined). */
+static void hmac_key_init(struct hmac_key *hk, const char *prefix, size_t prefix_len,
+                          const void *key, size_t key_len)
+{
+    uint8_t block[64] = {0};
+    if (prefix_len + key_len > sizeof block) {
+        SHA256_CTX c;
+        SHA256_Init(&c);
+        SHA256_Update(&c, prefix, prefix_len);
+        SHA256_Update(&c, key, key_len);
+        SHA256_Final(block, &c);
+        wipe(&c, sizeof c);
+    } else {
+        memcpy(block, prefix, prefix_len);
+        if (key_len)
+            memcpy(block + prefix_len, key, key_len);
+    }
+    uint8_t pad[64];
+    for (size_t i = 0; i < 64; i++)
+        pad[i] = block[i] ^ 0x36;
+    SHA256_Init(&hk->inner);
+    SHA256_Update(&hk->inner, pad, 64);
+    for (size_t i = 0; i < 64; i++)
+        pad[i] = block[i] ^ 0x5c;
+    SHA256_Init(&hk->outer);
+    SHA256_Update(&hk->outer, pad, 64);
+    wipe(block, sizeof block);
+    wipe(pad, sizeof pad);
+}
+
+static void hmac_finish(const struct hmac_key *hk, SHA256_CTX *inner, uint8_t out[32])
+{
+    uint8_t ih[32];
+    SHA256_Final(ih, inner);
+    SHA256_CTX c = hk->outer;
+    SHA256_Update(&c, ih, sizeof ih);
+    SHA256_Final(out, &c);
+    wipe(&c, sizeof c);
+}
+
+static void hmac_run(const struct hmac_key *hk, const void *msg, size_t n, uint8_t out[32])
+{
+    SHA256_CTX c = hk->inner;
+    SHA256_Update(&c, msg, n);
+    hmac_finish(hk, &c, out);
+    wipe(&c, sizeof c);
+}
+
+static void derive_key(const char *secret, const char *date8, const char *region,
+                       const char *service, uint8_t key[32])
+{
+    struct hmac_key hk;
+    hmac_key_init(&hk, "AWS4", 4, secret, strlen(secret));
+    hmac_run(&hk, date8, strlen(date8), key);
+    hmac_key_init(&hk, "", 0, key, 32);
+    hmac_run(&hk, region, strlen(region), key);
+    hmac_key_init(&hk, "", 0, key, 32);
+    hmac_run(&hk, service, strlen(service), key);
+    hmac_key_init(&hk, "", 0, key, 32);
+    hmac_run(&hk, "aws4_request", 12, key);
+    wipe(&hk, sizeof hk);
+}
+
+void sigv4_signing_key_derive(const char *secret, const char *date8, const char *region,
+                              const char *service, uint8_t key[32])
+{
+    derive_key(secret, date8, region, service, key);
+}
+
+void sigv4_signature_compute(const uint8_t key[32], const char *string_to_sign, size_t len,
+                             char hex[65])
+{
+    struct hmac_key hk;
+    uint8_t mac[32];
+    hmac_key_init(&hk, "", 0, key, 32);
+    hmac_run(&hk, string_to_sign, len, mac);
+    hex_encode(mac, 32, hex);
+    wipe(&hk, sizeof hk);
+}
+
+/* ---- the signing-key cache ------------------------------------------------ */
+
+struct cache_slot {
+    bool used;
+    uint64_t last_use;
+    char date8[9];
+    char region[MAX_REGION + 1];
+    char service[MAX_SERVICE + 1];
+    char access_key_id[MAX_ACCESS_KEY_ID + 1];
+    uint8_t secret_hash[32]; /* SHA-256 of the secret: tells secrets apart, reveals none */
+    uint8_t key[32];
+    struct hmac_key hk;
+};
+
+struct sigv4_key_cache {
+    pthread_mutex_t lock;
+    uint64_t clock;
+    struct cache_slot slots[CACHE_SLOTS];
+};
+
+struct sigv4_key_cache *sigv4_key_cache_new(void)
+{
+    struct sigv4_key_cache *c = xcalloc(1, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+void sigv4_key_cache_free(struct sigv4_key_cache *cache)
+{
+    if (!cache)
+        return;
+    pthread_mutex_destroy(&cache->lock);
+    wipe(cache, sizeof *cache);
+    free(cache);
+}
+
+/*
+ * Under the lock: the slot holding this key (*hit), else the slot to replace
+ * (a free one, or the least recently used).
+ */
+static struct cache_slot *find_slot(struct sigv4_key_cache *cache, const char *akid,
+                                    const uint8_t secret_hash[32], const char *date8,
+                                    const char *region, const char *service, bool *hit)
+{
+    struct cache_slot *victim = &cache->slots[0];
+    *hit = false;
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        struct cache_slot *s = &cache->slots[i];
+        if (s->used && strcmp(s->date8, date8) == 0 && strcmp(s->region, region) == 0 &&
+            strcmp(s->service, service) == 0 && strcmp(s->access_key_id, akid) == 0 &&
+            memcmp(s->secret_hash, secret_hash, 32) == 0) {
+            *hit = true;
+            return s;
+        }
+        if (victim->used && (!s->used || s->last_use < victim->last_use))
+            victim = s;
+    }
+    return victim;
+}
+
+/* The signing key as HMAC states (and raw bytes when key_out is set), cached when possible. */
+static bool key_lookup(struct sigv4_key_cache *cache, const struct sigv4_credentials *creds,
+                       const char *date8, const char *region, const char *service,
+                       struct hmac_key *hk, uint8_t *key_out)
+{
+    const char *akid = creds->access_key_id;
+    const char *secret = creds->secret_access_key;
+    uint8_t key[32];
+    /* What does not fit a slot is derived every time rather than cached. */
+    if (!cache || strlen(akid) > MAX_ACCESS_KEY_ID || strlen(region) > MAX_REGION ||
+        strlen(service) > MAX_SERVICE || strlen(date8) != 8) {
+        derive_key(secret, date8, region, service, key);
+        hmac_key_init(hk, "", 0, key, 32);
+        if (key_out)
+            memcpy(key_out, key, 32);
+        wipe(key, sizeof key);
+        return false;
+    }
+    uint8_t secret_hash[32];
+    sha256(secret, strlen(secret), secret_hash);
+
+    pthread_mutex_lock(&cache->lock);
+    bool hit;
+    struct cache_slot *slot = find_slot(cache, akid, secret_hash, date8, region, service, &hit);
+    if (hit) {
+        slot->last_use = ++cache->clock;
+        *hk = slot->hk;
+        if (key_out)
+            memcpy(key_out, slot->key, 32);
+        pthread_mutex_unlock(&cache->lock);
+        return true;
+    }
+    pthread_mutex_unlock(&cache->lock);
+
+    /* Derive outside the lock; two threads may both derive the same key, which is harmless. */
+    derive_key(secret, date8, region, service, key);
+    hmac_key_init(hk, "", 0, key, 32);
+    if (key_out)
+        memcpy(key_out, key, 32);
+
+    pthread_mutex_lock(&cache->lock);
+    /* Look again: another thread may have stored it, or taken the slot, meanwhile. */
+    slot = find_slot(cache, akid, secret_hash, date8, region, service, &hit);
+    wipe(slot, sizeof *slot);
+    slot->used = true;
+    slot->last_use = ++cache->clock;
+    memcpy(slot->date8, date8, 9);
+    memcpy(slot->region, region, strlen(region) + 1);
+    memcpy(slot->service, service, strlen(service) + 1);
+    memcpy(slot->access_key_id, akid, strlen(akid) + 1);
+    memcpy(slot->secret_hash, secret_hash, 32);
+    memcpy(slot->key, key, 32);
+    slot->hk = *hk;
+    pthread_mutex_unlock(&cache->lock);
+    wipe(key, sizeof key);
+    return false;
+}
+
+bool sigv4_key_cache_get(struct sigv4_key_cache *cache, const struct sigv4_credentials *creds,
+                         const char *date8, const char *region, const char *service,
+                         uint8_t key[32])
+{
+    struct hmac_key hk;
+    bool hit = key_lookup(cache, creds, date8, region, service, &hk, key);
+    wipe(&hk, sizeof hk);
+    return hit;
+}
+
+/* ---- output sink: a hash, a buffer, or both ------------------------------ */
+
+struct sink {
+    SHA256_CTX *sha;
+    struct buf *text;
+    size_t n;
+    char tmp[1024];
+};
+
+static void sink_flush(struct sink *s)
+{
+    if (s->sha)
+        SHA256_Update(s->sha, s->tmp, s->n);
+    if (s->text)
+        buf_append(s->text, s->tmp, s->n);
+    s->n = 0;
+}
+
+static void put(struct sink *s, const void *p, size_t n)
+{
+    if (s->n + n > sizeof s->tmp) {
+        sink_flush(s);
+        if (n > sizeof s->tmp) {
+            if (s->sha)
+                SHA256_Update(s->sha, p, n);
+            if (s->text)
+                buf_append(s->text, p, n);
+            return;
+        }
+    }
+    memcpy(s->tmp + s->n, p, n);
+    s->n += n;
+}
+
+static void put_c(struct sink *s, char c)
+{
+    if (s->n == sizeof s->tmp)
+        sink_flush(s);
+    s->tmp[s->n++] = c;
+}
+
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+}
+
+/* Header names go out in lower case. */
+static void put_lower(struct sink *s, const char *p, size_t n)
+{
+    while (n) {
+        if (s->n == sizeof s->tmp)
+            sink_flush(s);
+        size_t k = sizeof s->tmp - s->n;
+        if (k > n)
+            k = n;
+        for (size_t i = 0; i < k; i++)
+            s->tmp[s->n + i] = lower(p[i]);
+        s->n += k;
+        p += k;
+        n -= k;
+    }
+}
+
+static void put_s(struct sink *s, const char *str)
+{
+    put(s, str, strlen(str));
+}
+
+/* ---- URI encoding --------------------------------------------------------- */
+
+static bool unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool is_escape(const char *p, const char *end)
+{
+    return end - p >= 3 && p[0] == '%' && hexval((unsigned char)p[1]) >= 0 &&
+           hexval((unsigned char)p[2]) >= 0;
+}
+
+/* RFC 3986 encoding of n bytes (unreserved kept, all else %XX). */
+static void put_encoded(struct sink *s, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (unreserved(c)) {
+            put_c(s, (char)c);
+        } else {
+            char e[3] = {'%', HEXUP[c >> 4], HEXUP[c & 15]};
+            put(s, e, 3);
+        }
+    }
+}
+
+/*
+ * Iterates over the canonical (decoded, then re-encoded) form of one query key
+ * or value, byte by byte, so that parameters sort and print without a copy.
+ * A plain string is taken as decoded already.
+ */
+struct enc_it {
+    const char *p, *end;
+    bool plain;
+    char pend[2];
+    int npend;
+};
+
+static void enc_it_init(struct enc_it *it, const char *p, size_t n, bool plain)
+{
+    it->p = p;
+    it->end = p + n;
+    it->plain = plain;
+    it->npend = 0;
+}
+
+static int enc_it_next(struct enc_it *it)
+{
+    if (it->npend) {
+        int c = (unsigned char)it->pend[2 - it->npend];
+        it->npend--;
+        return c;
+    }
+    if (it->p == it->end)
+        return -1;
+    unsigned char c;
+    if (!it->plain && is_escape(it->p, it->end)) {
+        c = (unsigned char)(hexval((unsigned char)it->p[1]) << 4 | hexval((unsigned char)it->p[2]));
+        it->p += 3;
+    } else {
+        c = (unsigned char)*it->p++;
+    }
+    if (unreserved(c))
+        return c;
+    it->pend[0] = HEXUP[c >> 4];
+    it->pend[1] = HEXUP[c & 15];
+    it->npend = 2;
+    return '%';
+}
+
+static void put_canonical_component(struct sink *s, const char *p, size_t n, bool plain)
+{
+    if (plain) {
+        put_encoded(s, p, n);
+        return;
+    }
+    struct enc_it it;
+    enc_it_init(&it, p, n, false);
+    int c;
+    while ((c = enc_it_next(&it)) >= 0)
+        put_c(s, (char)c);
+}
+
+/* ---- the prepared request ------------------------------------------------- */
+
+struct hdr {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    bool repeat; /* same name as the one before it (after sorting) */
+};
+
+struct qparam {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+    bool plain; /* decoded text to encode, not raw query text */
+};
+
+struct prep {
+    const struct sigv4_request *req;
+    const struct sigv4_params *params;
+    enum sigv4_placement placement;
+    char amz_date[17];
+    char date8[9];
+    char expires[24];
+    const char *payload_hash;
+    bool have_sha_header; /* the caller gave x-amz-content-sha256 */
+    char body_hash[65];
+    struct hdr h[SIGV4_MAX_HEADERS + 3];
+    size_t nh;
+    size_t hoisted_first; /* presign: q[] from here on is added to the query */
+    struct qparam q[SIGV4_MAX_QUERY_PARAMS + SIGV4_MAX_HEADERS + 8];
+    size_t nq;
+};
+
+/* Compares a header name (any case) with a lower-case literal. */
+static bool name_is(const char *name, size_t len, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (len != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower(name[i]) != lit[i])
+            return false;
+    return true;
+}
+
+static bool name_has_prefix(const char *name, size_t len, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (len < n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower(name[i]) != lit[i])
+            return false;
+    return true;
+}
+
+/* Headers the JS signer never signs (its ALWAYS_UNSIGNABLE_HEADERS, proxy-*, sec-*). */
+static bool unsignable(const char *name, size_t len)
+{
+    static const char *const never[] = {
+        "authorization", "cache-control",     "connection", "expect",     "from",
+        "keep-alive",    "max-forwards",      "pragma",     "referer",    "te",
+        "trailer",       "transfer-encoding", "upgrade",    "user-agent", "x-amzn-trace-id",
+    };
+    for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
+        if (name_is(name, len, never[i]))
+            return true;
+    return name_has_prefix(name, len, "proxy-") || name_has_prefix(name, len, "sec-");
+}
+
+static int name_cmp(const struct hdr *a, const struct hdr *b)
+{
+    size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)lower(a->name[i]), y = (unsigned char)lower(b->name[i]);
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
+}
+
+static int component_cmp(const char *a, size_t an, bool ap, const char *b, size_t bn, bool bp)
+{
+    struct enc_it x, y;
+    enc_it_init(&x, a, an, ap);
+    enc_it_init(&y, b, bn, bp);
+    for (;;) {
+        int cx = enc_it_next(&x), cy = enc_it_next(&y);
+        if (cx != cy)
+            return cx < cy ? -1 : 1;
+        if (cx < 0)
+            return 0;
+    }
+}
+
+static int qparam_cmp(const struct qparam *a, const struct qparam *b)
+{
+    int r = component_cmp(a->key, a->key_len, a->plain, b->key, b->key_len, b->plain);
+    if (r)
+        return r;
+    return component_cmp(a->value, a->value_len, a->plain, b->value, b->value_len, b->plain);
+}
+
+/* Is the decoded key "x-amz-signature" in any case? */
+static bool key_is_signature(const char *key, size_t len, bool plain)
+{
+    static const char want[] = "x-amz-signature";
+    size_t i = 0;
+    const char *p = key, *end = key + len;
+    while (p < end) {
+        char c;
+        if (!plain && is_escape(p, end)) {
+            c = (char)(hexval((unsigned char)p[1]) << 4 | hexval((unsigned char)p[2]));
+            p += 3;
+        } else {
+            c = *p++;
+        }
+        if (i >= sizeof want - 1 || lower(c) != want[i])
+            return false;
+        i++;
+    }
+    return i == sizeof want - 1;
+}
+
+static enum assay_err add_qparam(struct prep *pr, const char *k, size_t kn, const char *v,
+                                 size_t vn, bool plain, char *errbuf)
+{
+    if (key_is_signature(k, kn, plain))
+        return ASSAY_OK;
+    if (pr->nq == sizeof pr->q / sizeof pr->q[0])
+        return assay_errbuf_set(errbuf, ASSAY_ERR_TOO_LARGE, "sigv4: more than %d query parameters",
+                                SIGV4_MAX_QUERY_PARAMS);
+    pr->q[pr->nq++] = (struct qparam){k, kn, v, vn, plain};
+    return ASSAY_OK;
+}
+
+static enum assay_err parse_query(struct prep *pr, const char *query, char *errbuf)
+{
+    if (!query)
+        return ASSAY_OK;
+    const char *p = query;
+    size_t count = 0;
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        const char *end = amp ? amp : p + strlen(p);
+        if (end > p) {
+            if (++count > SIGV4_MAX_QUERY_PARAMS)
+                return assay_errbuf_set(errbuf, ASSAY_ERR_TOO_LARGE,
+                                        "sigv4: more than %d query parameters",
+                                        SIGV4_MAX_QUERY_PARAMS);
+            const char *eq = memchr(p, '=', (size_t)(end - p));
+            enum assay_err err;
+            if (eq)
+                err = add_qparam(pr, p, (size_t)(eq - p), eq + 1, (size_t)(end - eq - 1), false,
+                                 errbuf);
+            else
+                err = add_qparam(pr, p, (size_t)(end - p), "", 0, false, errbuf);
+            if (err != ASSAY_OK)
+                return err;
+        }
+        if (!amp)
+            break;
+        p = amp + 1;
+    }
+    return ASSAY_OK;
+}
+
+/* Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm). */
+static void format_amz_date(int64_t t, char out[17])
+{
+    int64_t days = t / 86400, secs = t % 86400;
+    int64_t z = days + 719468;
+    int64_t era = z / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    int v[6] = {(int)y,          (int)m, (int)d, (int)(secs / 3600), (int)(secs / 60 % 60),
+                (int)(secs % 60)};
+    char *o = out;
+    for (int i = 3; i >= 0; i--)
+        o[i] = (char)('0' + v[0] % 10), v[0] /= 10;
+    o += 4;
+    for (int i = 1; i < 6; i++) {
+        if (i == 3)
+            *o++ = 'T';
+        *o++ = (char)('0' + v[i] / 10);
+        *o++ = (char)('0' + v[i] % 10);
+    }
+    *o++ = 'Z';
+    *o = '\0';
+}
+
+static enum assay_err check_params(const struct sigv4_request *req,
+                                   const struct sigv4_params *params, char *errbuf)
+{
+    if (!req || !params || !req->method || !req->path)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                "sigv4: request without method or path");
+    if (!params->creds.access_key_id || !params->creds.access_key_id[0] ||
+        !params->creds.secret_access_key)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_NO_CREDENTIALS,
+                                "sigv4: no access key id or secret access key");
+    if (strlen(params->creds.access_key_id) > MAX_ACCESS_KEY_ID)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                "sigv4: access key id longer than %d bytes", MAX_ACCESS_KEY_ID);
+    if (!params->region || !params->region[0] || strlen(params->region) > MAX_REGION ||
+        strpbrk(params->region, "/\n"))
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "sigv4: invalid region");
+    if (!params->service || !params->service[0] || strlen(params->service) > MAX_SERVICE ||
+        strpbrk(params->service, "/\n"))
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "sigv4: invalid service");
+    /* Up to 9999-12-31T23:59:59Z, the last time the amz date format can hold. */
+    if (params->time_s < 0 || params->time_s > 253402300799LL)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                "sigv4: signing time out of range");
+    if (params->expires_s < 0 || params->expires_s > SIGV4_MAX_EXPIRES_S)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                "sigv4: presigned expiry must be 1 to %d seconds",
+                                SIGV4_MAX_EXPIRES_S);
+    if (req->header_count && !req->headers)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "sigv4: headers missing");
+    if (req->body_len && !req->body)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "sigv4: body missing");
+    return ASSAY_OK;
+}
+
+static bool has_token(const struct sigv4_params *params)
+{
+    return params->creds.session_token && params->creds.session_token[0];
+}
+
+/*
+ * Everything but the presign-only X-Amz-* query parameters: the date, the
+ * payload hash, the signed headers sorted, the query parameters collected.
+ */
+static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
+                              const struct sigv4_params *params, enum sigv4_placement placement,
+                              char *errbuf)
+{
+    enum assay_err err = check_params(req, params, errbuf);
+    if (err != ASSAY_OK)
+        return err;
+    pr->req = req;
+    pr->params = params;
+    pr->placement = placement;
+    pr->nh = 0;
+    pr->nq = 0;
+    format_amz_date(params->time_s, pr->amz_date);
+    memcpy(pr->date8, pr->amz_date, 8);
+    pr->date8[8] = '\0';
+    pr->payload_hash = NULL;
+
+    if (req->header_count > SIGV4_MAX_HEADERS)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_TOO_LARGE, "sigv4: more than %d headers",
+                                SIGV4_MAX_HEADERS);
+    err = parse_query(pr, req->query, errbuf);
+    if (err != ASSAY_OK)
+        return err;
+
+    bool token = has_token(params);
+    bool have_sha_header = false, have_host = false;
+    pr->hoisted_first = pr->nq;
+    for (size_t i = 0; i < req->header_count; i++) {
+        const struct sigv4_header *h = &req->headers[i];
+        if (!h->value)
+            continue;
+        if (!h->name || !h->name[0])
+            return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                    "sigv4: header %zu has no name", i);
+        size_t len = strlen(h->name);
+        /* The JS signer deletes these before signing and sets x-amz-date itself. */
+        if (name_is(h->name, len, "authorization") || name_is(h->name, len, "date") ||
+            name_is(h->name, len, "x-amz-date"))
+            continue;
+        if (token && name_is(h->name, len, "x-amz-security-token"))
+            continue;
+        if (name_is(h->name, len, "x-amz-content-sha256") && !have_sha_header) {
+            have_sha_header = true;
+            pr->payload_hash = h->value;
+        }
+        if (placement == SIGV4_IN_QUERY && name_has_prefix(h->name, len, "x-amz-")) {
+            err = add_qparam(pr, h->name, len, h->value, strlen(h->value), true, errbuf);
+            if (err != ASSAY_OK)
+                return err;
+            continue;
+        }
+        if (unsignable(h->name, len))
+            continue;
+        if (name_is(h->name, len, "host"))
+            have_host = true;
+        pr->h[pr->nh++] = (struct hdr){h->name, len, h->value, false};
+    }
+    pr->have_sha_header = have_sha_header;
+    if (!have_host)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                "sigv4: the request has no host header");
+
+    if (!pr->payload_hash && req->payload_hash)
+        pr->payload_hash = req->payload_hash;
+    if (!pr->payload_hash) {
+        if (req->body_len == 0) {
+            pr->payload_hash = SIGV4_EMPTY_SHA256;
+        } else {
+            uint8_t md[32];
+            sha256(req->body, req->body_len, md);
+            hex_encode(md, 32, pr->body_hash);
+            pr->payload_hash = pr->body_hash;
+        }
+    }
+    if (strlen(pr->payload_hash) > 64)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                "sigv4: payload hash longer than 64 characters");
+
+    if (placement == SIGV4_IN_HEADER) {
+        pr->h[pr->nh++] = (struct hdr){"x-amz-date", 10, pr->amz_date, false};
+        if (token && !params->omit_session_token)
+            pr->h[pr->nh++] =
+                (struct hdr){"x-amz-security-token", 20, params->creds.session_token, false};
+        if (params->sign_body && !have_sha_header)
+            pr->h[pr->nh++] = (struct hdr){"x-amz-content-sha256", 20, pr->payload_hash, false};
+    }
+
+    /* Stable insertion sort: repeated names keep their order, to be joined with ','. */
+    for (size_t i = 1; i < pr->nh; i++) {
+        struct hdr t = pr->h[i];
+        size_t j = i;
+        while (j > 0 && name_cmp(&pr->h[j - 1], &t) > 0) {
+            pr->h[j] = pr->h[j - 1];
+            j--;
+        }
+        pr->h[j] = t;
+    }
+    for (size_t i = 1; i < pr->nh; i++)
+        pr->h[i].repeat = name_cmp(&pr->h[i - 1], &pr->h[i]) == 0;
+    return ASSAY_OK;
+}
+
+static void put_signed_headers(struct sink *s, const struct prep *pr)
+{
+    for (size_t i = 0; i < pr->nh; i++) {
+        if (pr->h[i].repeat)
+            continue;
+        if (i > 0)
+            put_c(s, ';');
+        put_lower(s, pr->h[i].name, pr->h[i].name_len);
+    }
+}
+
+static bool ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Value with CR/LF as spaces, runs of white space folded to one, ends trimmed. */
+static void put_header_value(struct sink *s, const char *v)
+{
+    while (ws(*v))
+        v++;
+    while (*v) {
+        const char *word = v;
+        while (*v && !ws(*v))
+            v++;
+        put(s, word, (size_t)(v - word));
+        while (ws(*v))
+            v++;
+        if (*v)
+            put_c(s, ' ');
+    }
+}
+
+static enum assay_err put_path(struct sink *s, const char *path, bool normalize, char *errbuf)
+{
+    if (!path[0]) {
+        put_c(s, '/');
+        return ASSAY_OK;
+    }
+    size_t n = strlen(path);
+    if (!normalize) {
+        const char *end = path + n;
+        for (const char *p = path; p < end; p++) {
+            unsigned char c = (unsigned char)*p;
+            if (unreserved(c) || c == '/') {
+                put_c(s, (char)c);
+            } else if (is_escape(p, end)) {
+                put(s, p, 3);
+                p += 2;
+            } else {
+                char e[3] = {'%', HEXUP[c >> 4], HEXUP[c & 15]};
+                put(s, e, 3);
+            }
+        }
+        return ASSAY_OK;
+    }
+    struct {
+        const char *p;
+        size_t n;
+    } seg[MAX_PATH_SEGMENTS];
+    size_t nseg = 0;
+    const char *p = path;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 0 || (len == 1 && p[0] == '.')) {
+            /* empty or "." segments vanish */
+        } else if (len == 2 && p[0] == '.' && p[1] == '.') {
+            if (nseg)
+                nseg--;
+        } else {
+            if (nseg == MAX_PATH_SEGMENTS)
+                return assay_errbuf_set(errbuf, ASSAY_ERR_TOO_LARGE,
+                                        "sigv4: path of more than %d segments", MAX_PATH_SEGMENTS);
+            seg[nseg].p = p;
+            seg[nseg].n = len;
+            nseg++;
+        }
+        if (!slash)
+            break;
+        p = slash + 1;
+    }
+    if (path[0] == '/')
+        put_c(s, '/');
+    for (size_t i = 0; i < nseg; i++) {
+        if (i)
+            put_c(s, '/');
+        put_encoded(s, seg[i].p, seg[i].n);
+    }
+    if (nseg > 0 && path[n - 1] == '/')
+        put_c(s, '/');
+    return ASSAY_OK;
+}
+
+/* The canonical request, into the sink. */
+static enum assay_err put_canonical_request(struct sink *s, struct prep *pr, char *errbuf)
+{
+    put_s(s, pr->req->method);
+    put_c(s, '\n');
+    enum assay_err err = put_path(s, pr->req->path, !pr->params->no_normalize_path, errbuf);
+    if (err != ASSAY_OK)
+        return err;
+    put_c(s, '\n');
+
+    /* Sort a list of indexes, not the params: q[] order is the presigned output order. */
+    uint16_t order[sizeof pr->q / sizeof pr->q[0]];
+    for (size_t i = 0; i < pr->nq; i++) {
+        size_t j = i;
+        while (j > 0 && qparam_cmp(&pr->q[order[j - 1]], &pr->q[i]) > 0) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = (uint16_t)i;
+    }
+    for (size_t i = 0; i < pr->nq; i++) {
+        const struct qparam *q = &pr->q[order[i]];
+        if (i)
+            put_c(s, '&');
+        put_canonical_component(s, q->key, q->key_len, q->plain);
+        put_c(s, '=');
+        put_canonical_component(s, q->value, q->value_len, q->plain);
+    }
+    put_c(s, '\n');
+
+    for (size_t i = 0; i < pr->nh; i++) {
+        if (pr->h[i].repeat) {
+            put_c(s, ',');
+        } else {
+            if (i > 0)
+                put_c(s, '\n');
+            put_lower(s, pr->h[i].name, pr->h[i].name_len);
+            put_c(s, ':');
+        }
+        put_header_value(s, pr->h[i].value);
+    }
+    put_s(s, "\n\n");
+    put_signed_headers(s, pr);
+    put_c(s, '\n');
+    put_s(s, pr->payload_hash);
+    return ASSAY_OK;
+}
+
+static void put_scope(struct sink *s, const struct prep *pr)
+{
+    put(s, pr->date8, 8);
+    put_c(s, '/');
+    put_s(s, pr->params->region);
+    put_c(s, '/');
+    put_s(s, pr->params->service);
+    put_s(s, "/aws4_request");
+}
+
+/*
+ * Presigning: the X-Amz-* parameters join the query. Their values live in
+ * scratch (credential, then signed headers), which must not change afterwards.
+ */
+static void add_presign_params(struct prep *pr, struct buf *scratch)
+{
+    const struct sigv4_params *params = pr->params;
+    buf_reset(scratch);
+    struct sink s = {.text = scratch};
+    put_s(&s, params->creds.access_key_id);
+    put_c(&s, '/');
+    put_scope(&s, pr);
+    put_c(&s, '\0');
+    put_signed_headers(&s, pr);
+    sink_flush(&s);
+    const char *cred = scratch->data;
+    size_t cred_len = strlen(cred);
+    const char *signed_headers = cred + cred_len + 1;
+    snprintf(pr->expires, sizeof pr->expires, "%lld",
+             (long long)(params->expires_s ? params->expires_s : 3600));
+
+    /* Room is reserved in q[] beyond the parse limits for these. */
+    struct qparam *q = &pr->q[pr->nq];
+    q[0] = (struct qparam){"X-Amz-Algorithm", 15, SIGV4_ALGORITHM, 16, true};
+    q[1] = (struct qparam){"X-Amz-Credential", 16, cred, cred_len, true};
+    q[2] = (struct qparam){"X-Amz-Date", 10, pr->amz_date, 16, true};
+    q[3] = (struct qparam){"X-Amz-SignedHeaders", 19, signed_headers, strlen(signed_headers), true};
+    q[4] = (struct qparam){"X-Amz-Expires", 13, pr->expires, strlen(pr->expires), true};
+    pr->nq += 5;
+    if (has_token(params) && !params->omit_session_token) {
+        const char *t = params->creds.session_token;
+        pr->q[pr->nq++] = (struct qparam){"X-Amz-Security-Token", 20, t, strlen(t), true};
+    }
+}
+
+enum assay_err sigv4_canonical_request_build(const struct sigv4_request *req,
+                                             const struct sigv4_params *params,
+                                             enum sigv4_placement placement, struct buf *out,
+                                             char *errbuf)
+{
+    struct prep *pr = xmalloc(sizeof *pr);
+    struct buf scratch = BUF_INIT;
+    struct sink *s = xcalloc(1, sizeof *s);
+    enum assay_err err = prepare(pr, req, params, placement, errbuf);
+    if (err != ASSAY_OK)
+        goto out;
+    if (placement == SIGV4_IN_QUERY)
+        add_presign_params(pr, &scratch);
+    s->text = out;
+    err = put_canonical_request(s, pr, errbuf);
+    sink_flush(s);
+out:
+    buf_clear(&scratch);
+    free(s);
+    free(pr);
+    return err;
+}
+
+enum assay_err sigv4_string_to_sign_build(const char *canonical_request, size_t len,
+                                          const struct sigv4_params *params, struct buf *out,
+                                          char *errbuf)
+{
+    struct sigv4_request req = {.method = "", .path = ""};
+    enum assay_err err = check_params(&req, params, errbuf);
+    if (err != ASSAY_OK)
+        return err;
+    struct prep pr = {.params = params};
+    format_amz_date(params->time_s, pr.amz_date);
+    memcpy(pr.date8, pr.amz_date, 8);
+    uint8_t md[32];
+    char hex[65];
+    sha256(canonical_request, len, md);
+    hex_encode(md, 32, hex);
+    struct sink s = {.text = out};
+    put_s(&s, SIGV4_ALGORITHM "\n");
+    put_s(&s, pr.amz_date);
+    put_c(&s, '\n');
+    put_scope(&s, &pr);
+    put_c(&s, '\n');
+    put_s(&s, hex);
+    sink_flush(&s);
+    return ASSAY_OK;
+}
+
+void sigv4_scope_append(const struct sigv4_params *params, struct buf *out)
+{
+    char amz_date[17];
+    format_amz_date(params->time_s < 0 ? 0 : params->time_s, amz_date);
+    buf_append(out, amz_date, 8);
+    buf_appendf(out, "/%s/%s/aws4_request", params->region, params->service);
+}
+
+void sigv4_signed_init(struct sigv4_signed *s)
+{
+    memset(s, 0, sizeof *s);
+    buf_init(&s->authorization);
+    buf_init(&s->query);
+}
+
+void sigv4_signed_clear(struct sigv4_signed *s)
+{
+    if (!s)
+        return;
+    buf_clear(&s->authorization);
+    buf_clear(&s->query);
+    sigv4_signed_init(s);
+}
+
+/* Hashes the canonical request, builds the string to sign and signs it into pr->... out. */
+static enum assay_err compute_signature(struct sigv4_key_cache *cache, struct prep *pr,
+                                        struct sigv4_signed *out, char *errbuf)
+{
+    SHA256_CTX sha;
+    SHA256_Init(&sha);
+    struct sink s;
+    s.sha = &sha;
+    s.text = NULL;
+    s.n = 0;
+    enum assay_err err = put_canonical_request(&s, pr, errbuf);
+    if (err != ASSAY_OK)
+        return err;
+    sink_flush(&s);
+    uint8_t md[32];
+    SHA256_Final(md, &sha);
+
+    struct hmac_key hk;
+    key_lookup(cache, &pr->params->creds, pr->date8, pr->params->region, pr->params->service, &hk,
+               NULL);
+    SHA256_CTX mac = hk.inner;
+    /* The string to sign goes straight into the HMAC. */
+    s.sha = &mac;
+    s.n = 0;
+    put_s(&s, SIGV4_ALGORITHM "\n");
+    put(&s, pr->amz_date, 16);
+    put_c(&s, '\n');
+    put_scope(&s, pr);
+    put_c(&s, '\n');
+    char hex[65];
+    hex_encode(md, 32, hex);
+    put(&s, hex, 64);
+    sink_flush(&s);
+    uint8_t sig[32];
+    hmac_finish(&hk, &mac, sig);
+    hex_encode(sig, 32, out->signature);
+    wipe(&hk, sizeof hk);
+    wipe(&mac, sizeof mac);
+    memcpy(out->amz_date, pr->amz_date, 17);
+    size_t n = strlen(pr->payload_hash);
+    memcpy(out->content_sha256, pr->payload_hash, n + 1);
+    return ASSAY_OK;
+}
+
+enum assay_err sigv4_request_sign(struct sigv4_key_cache *cache, const struct sigv4_request *req,
+                                  const struct sigv4_params *params, struct sigv4_signed *out,
+                                  char *errbuf)
+{
+    struct prep pr;
+    enum assay_err err = prepare(&pr, req, params, SIGV4_IN_HEADER, errbuf);
+    if (err != ASSAY_OK)
+        return err;
+    err = compute_signature(cache, &pr, out, errbuf);
+    if (err != ASSAY_OK)
+        return err;
+
+    buf_reset(&out->authorization);
+    buf_reset(&out->query);
+    struct sink s;
+    s.sha = NULL;
+    s.text = &out->authorization;
+    s.n = 0;
+    put_s(&s, SIGV4_ALGORITHM " Credential=");
+    put_s(&s, params->creds.access_key_id);
+    put_c(&s, '/');
+    put_scope(&s, &pr);
+    put_s(&s, ", SignedHeaders=");
+    put_signed_headers(&s, &pr);
+    put_s(&s, ", Signature=");
+    put(&s, out->signature, 64);
+    sink_flush(&s);
+
+    size_t n = 0;
+    out->add[n++] = (struct sigv4_header){"X-Amz-Date", out->amz_date};
+    if (has_token(params))
+        out->add[n++] = (struct sigv4_header){"X-Amz-Security-Token", params->creds.session_token};
+    if (params->sign_body && !pr.have_sha_header)
+        out->add[n++] = (struct sigv4_header){"X-Amz-Content-SHA256", out->content_sha256};
+    out->add[n++] = (struct sigv4_header){"Authorization", out->authorization.data};
+    out->add_count = n;
+    return ASSAY_OK;
+}
+
+enum assay_err sigv4_request_presign(struct sigv4_key_cache *cache, const struct sigv4_request *req,
+                                     const struct sigv4_params *params, struct sigv4_signed *out,
+                                     char *errbuf)
+{
+    struct prep pr;
+    enum assay_err err = prepare(&pr, req, params, SIGV4_IN_QUERY, errbuf);
+    if (err != ASSAY_OK)
+        return err;
+    add_presign_params(&pr, &out->authorization);
+    err = compute_signature(cache, &pr, out, errbuf);
+    if (err != ASSAY_OK)
+        return err;
+
+    buf_reset(&out->query);
+    struct sink s;
+    s.sha = NULL;
+    s.text = &out->query;
+    s.n = 0;
+    if (req->query && req->query[0])
+        put_s(&s, req->query);
+    /* The hoisted headers and X-Amz-* parameters, in the order they were added. */
+    for (size_t i = pr.hoisted_first; i < pr.nq; i++) {
+        const struct qparam *q = &pr.q[i];
+        if (s.n > 0 || out->query.len > 0)
+            put_c(&s, '&');
+        put_encoded(&s, q->key, q->key_len);
+        put_c(&s, '=');
+        put_encoded(&s, q->value, q->value_len);
+    }
+    if (has_token(params) && params->omit_session_token) {
+        put_s(&s, "&X-Amz-Security-Token=");
+        put_encoded(&s, params->creds.session_token, strlen(params->creds.session_token));
+    }
+    put_s(&s, "&X-Amz-Signature=");
+    put(&s, out->signature, 64);
+    sink_flush(&s);
+    buf_reset(&out->authorization);
+    out->add_count = 0;
+    return ASSAY_OK;
+}
