@@ -252,7 +252,7 @@ static int parse_line(const char *p, const char *end, double *score, char *why, 
             json_error_t e;
             json_t *j = json_loadb(p, (size_t)(end - p), JSON_REJECT_DUPLICATES, &e);
             if (!j) {
-                snprintf(why, why_n, "not valid JSON (column %d: %s)", e.column, e.text);
+                snprintf(why, why_n, "not valid JSON (column %d: %.80s)", e.column, e.text);
                 return -1;
             }
             const json_t *s = json_object_get(j, "score");
