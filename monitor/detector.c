@@ -519,10 +519,13 @@ static double drop_p_value(const struct detector *d, uint64_t change_point)
     return p;
 }
 
-/* The threshold of an upward chart with reference r, at the design rate. */
+/*
+ * The threshold of the upward chart with reference r: calibrated as if the
+ * drift while the drop persists were only -r (it is about -2r), at the design
+ * rate, so a clear during a persisting drop is rarer than a false alarm.
+ */
 static double recovery_threshold(const struct detector *d, double r)
 {
-    /* Normal-theory adjustment coefficient with the warm-up's uncertainty. */
     double n = (double)d->n_warm;
     return calibrate_h(r, 2.0, 1 / n, 2 / n, 0, 1 / d->cfg.target_arl0);
 }
@@ -541,8 +544,14 @@ static void raise_alarm(struct detector *d, const struct chart *ch, double p_val
     ev->p_value = p_value;
     ev->statistic = ch->s;
     ev->threshold = ch->h;
+    /*
+     * Recovery reference: a third of the estimated drop. Under a drop that
+     * persists, the upward chart then drifts down at two thirds of it, which
+     * leaves room for the drop estimate's upward bias (it is measured where a
+     * chart happened to cross).
+     */
     double drop = (d->mean - cur) * d->inv_scale;
-    double r = fmax(d->cfg.min_recovery_k, drop / 2);
+    double r = fmax(d->cfg.min_recovery_k, drop / 3);
     d->recovery = (struct chart){.k = r, .h = recovery_threshold(d, r), .start = idx + 1};
     d->state = DETECTOR_ALARM;
     d->since = idx;

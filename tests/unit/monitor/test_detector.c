@@ -172,6 +172,23 @@ TEST_CASE(alarm_fields_and_hysteresis)
     detector_free(d);
 }
 
+TEST_CASE(no_clear_while_drop_persists)
+{
+    /* 20 series, each with a drop of 1 sd that lasts 3000 samples: one event each. */
+    for (uint64_t seed = 0; seed < 20; seed++) {
+        struct rng r;
+        rng_seed(&r, 100 + seed);
+        struct detector *d = new_default();
+        struct detector_event ev;
+        int events = 0;
+        for (int i = 0; i < 3500; i++)
+            events += detector_update(d, normal_score(&r, i < 500 ? 0.7 : 0.6, 0.1), &ev);
+        CHECK_INT_EQ(events, 1);
+        CHECK_INT_EQ(detector_state_get(d), DETECTOR_ALARM);
+        detector_free(d);
+    }
+}
+
 TEST_CASE(improvement_never_alarms)
 {
     struct rng r;
