@@ -10,8 +10,8 @@
  * and a message naming the line: a score is never guessed.
  *
  * Built for throughput: stdin is read in 1 MiB blocks, lines are split with
- * memchr, and plain decimals are converted exactly without strtod (Clinger's
- * fast path); JSON lines of the exact form {"score": x} skip jansson too.
+ * memchr, and monitor/scoreline converts plain decimals exactly without
+ * strtod (Clinger's fast path).
  */
 #include "server/commands.h"
 
@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "common/jsonutil.h"
 #include "monitor/detector.h"
+#include "monitor/scoreline.h"
 
 #include <errno.h>
 #include <math.h>
@@ -107,177 +108,6 @@ out:
     return err;
 }
 
-static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-
-static int is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-/*
- * Parses [p, end) as a whole decimal number: optional sign, digits with an
- * optional fraction (at least one digit in all), optional exponent. Returns 0
- * and *out, or -1. Exact: a mantissa below 2^53 scaled by an exact power of
- * ten is one correctly rounded operation; anything else goes to strtod.
- */
-static int parse_number(const char *p, const char *end, double *out)
-{
-    const char *s = p;
-    int neg = 0;
-    if (s < end && (*s == '+' || *s == '-')) {
-        neg = *s == '-';
-        s++;
-    }
-    uint64_t mant = 0;
-    int sig = 0, dropped = 0, any = 0, e10 = 0;
-    while (s < end && is_digit(*s)) {
-        any = 1;
-        if (sig < 19) {
-            mant = mant * 10 + (uint64_t)(*s - '0');
-            sig += mant != 0;
-        } else {
-            dropped = 1;
-            e10++;
-        }
-        s++;
-    }
-    if (s < end && *s == '.') {
-        s++;
-        while (s < end && is_digit(*s)) {
-            any = 1;
-            if (sig < 19) {
-                mant = mant * 10 + (uint64_t)(*s - '0');
-                sig += mant != 0;
-                e10--;
-            } else {
-                dropped = 1;
-            }
-            s++;
-        }
-    }
-    if (!any)
-        return -1;
-    if (s < end && (*s == 'e' || *s == 'E')) {
-        s++;
-        int eneg = 0, ev = 0, edigits = 0;
-        if (s < end && (*s == '+' || *s == '-')) {
-            eneg = *s == '-';
-            s++;
-        }
-        while (s < end && is_digit(*s)) {
-            if (ev < 100000)
-                ev = ev * 10 + (*s - '0');
-            edigits++;
-            s++;
-        }
-        if (!edigits)
-            return -1;
-        e10 += eneg ? -ev : ev;
-    }
-    if (s != end)
-        return -1;
-    double v;
-    if (!dropped && mant < (1ULL << 53) && e10 >= -22 && e10 <= 22) {
-        v = e10 < 0 ? (double)mant / pow10_exact[-e10] : (double)mant * pow10_exact[e10];
-    } else {
-        char small[128];
-        size_t n = (size_t)(end - p);
-        char *copy = n < sizeof small ? small : xmalloc(n + 1);
-        memcpy(copy, p, n);
-        copy[n] = 0;
-        v = strtod(copy, NULL);
-        if (copy != small)
-            free(copy);
-        if (!isfinite(v))
-            return -1;
-        *out = v;
-        return 0;
-    }
-    *out = neg ? -v : v;
-    return 0;
-}
-
-static int is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r';
-}
-
-/* {"score": <number>} with optional blanks and nothing else: the JSON fast path. */
-static int parse_score_object_fast(const char *p, const char *end, double *out)
-{
-    static const char key[] = "\"score\"";
-    const char *s = p + 1; /* after '{' */
-    while (s < end && is_space(*s))
-        s++;
-    if ((size_t)(end - s) < sizeof key - 1 || memcmp(s, key, sizeof key - 1) != 0)
-        return -1;
-    s += sizeof key - 1;
-    while (s < end && is_space(*s))
-        s++;
-    if (s == end || *s != ':')
-        return -1;
-    s++;
-    while (s < end && is_space(*s))
-        s++;
-    const char *e = end - 1; /* the closing brace */
-    while (e > s && is_space(*e))
-        e--;
-    if (e <= s || *e != '}')
-        return -1;
-    const char *num_end = e;
-    while (num_end > s && is_space(num_end[-1]))
-        num_end--;
-    /* JSON numbers have no '+' and no leading '.'; leave such lines to jansson's verdict. */
-    if (*s == '+' || *s == '.')
-        return -1;
-    return parse_number(s, num_end, out);
-}
-
-/* Reads one sample from a line (without its '\n'); 0 and *score, or -1 with a reason. */
-static int parse_line(const char *p, const char *end, double *score, char *why, size_t why_n)
-{
-    while (p < end && is_space(*p))
-        p++;
-    while (end > p && is_space(end[-1]))
-        end--;
-    if (p == end) {
-        snprintf(why, why_n, "empty line");
-        return -1;
-    }
-    double v;
-    if (*p == '{') {
-        if (parse_score_object_fast(p, end, &v) != 0) {
-            json_error_t e;
-            json_t *j = json_loadb(p, (size_t)(end - p), JSON_REJECT_DUPLICATES, &e);
-            if (!j) {
-                snprintf(why, why_n, "not valid JSON (column %d: %.80s)", e.column, e.text);
-                return -1;
-            }
-            const json_t *s = json_object_get(j, "score");
-            if (!json_is_object(j) || !json_is_number(s)) {
-                json_decref(j);
-                snprintf(why, why_n, "a JSON line needs a numeric \"score\"");
-                return -1;
-            }
-            v = json_number_value(s);
-            json_decref(j);
-        }
-    } else if (parse_number(p, end, &v) != 0) {
-        int n = (int)(end - p > 40 ? 40 : end - p);
-        snprintf(why, why_n, "'%.*s%s' is not a number in [0, 1] or {\"score\": x}", n, p,
-                 end - p > 40 ? "..." : "");
-        return -1;
-    }
-    if (!(v >= 0 && v <= 1)) {
-        snprintf(why, why_n, "score %.17g is outside [0, 1]", v);
-        return -1;
-    }
-    *score = v;
-    return 0;
-}
-
 static void print_event(const struct detector_event *ev)
 {
     if (ev->state == DETECTOR_ALARM)
@@ -348,7 +178,7 @@ int cmd_backtest(int argc, char **argv)
             line_no++;
             double x;
             char why[160];
-            if (parse_line(p, nl, &x, why, sizeof why) != 0) {
+            if (scoreline_parse(p, (size_t)(nl - p), &x, why, sizeof why) != 0) {
                 fprintf(stderr, "assay backtest: line %llu: %s\n", (unsigned long long)line_no,
                         why);
                 status = 1;
