@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
-#include "monitor/rng.h"
+#include "common/rng.h"
 
 /* Standard normal: P(Z <= x), P(Z > x) (accurate far in the upper tail). */
 double stats_normal_cdf(double x);

@@ -4,7 +4,7 @@
  * one-sd drop in the middle tenth of the stream so that the detector raises
  * and clears alarms while it is timed.
  */
-#include "monitor/rng.h"
+#include "common/rng.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * the JSON shape of every output line, the JSON input form, --config, and
  * that a malformed line stops the run naming the line.
  */
-#include "monitor/rng.h"
+#include "common/rng.h"
 #include "tests/unit/test.h"
 
 #include <jansson.h>

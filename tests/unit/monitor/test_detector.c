@@ -5,7 +5,7 @@
  * warm-up). The statistical performance is measured in test_detector_sim.c.
  */
 #include "monitor/detector.h"
-#include "monitor/rng.h"
+#include "common/rng.h"
 #include "tests/unit/test.h"
 
 #include <math.h>

@@ -15,7 +15,7 @@
  * seeded: the same build prints the same table.
  */
 #include "monitor/detector.h"
-#include "monitor/rng.h"
+#include "common/rng.h"
 #include "tests/unit/test.h"
 
 #include <math.h>

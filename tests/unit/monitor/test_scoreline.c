@@ -1,5 +1,5 @@
 /* Unit tests for monitor/scoreline, the score-line parser of `assay backtest`. */
-#include "monitor/rng.h"
+#include "common/rng.h"
 #include "monitor/scoreline.h"
 #include "tests/unit/test.h"
 

@@ -1,9 +1,9 @@
 /*
- * monitor/rng: xoshiro256** (Blackman and Vigna's generator, 2018) seeded by
+ * common/rng: xoshiro256** (Blackman and Vigna's generator, 2018) seeded by
  * splitmix64, as the authors recommend. Used by monitor/stats' bootstrap and
- * by the detector simulations in the tests.
+ * by the detector simulations in the tests; available to every layer (retry jitter).
  */
-#include "monitor/rng.h"
+#include "common/rng.h"
 
 #include <math.h>
 

@@ -1,11 +1,11 @@
 /*
- * monitor/rng: a small deterministic pseudo-random generator (xoshiro256**,
+ * common/rng: a small deterministic pseudo-random generator (xoshiro256**,
  * seeded through splitmix64) for the bootstrap and the simulations. The same
  * seed gives the same stream on every platform. Not for secrets.
  * The caller holds the struct; one generator belongs to one thread.
  */
-#ifndef ASSAY_MONITOR_RNG_H
-#define ASSAY_MONITOR_RNG_H
+#ifndef ASSAY_COMMON_RNG_H
+#define ASSAY_COMMON_RNG_H
 
 #include <stdint.h>
 
