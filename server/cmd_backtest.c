@@ -17,11 +17,10 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
-#include "common/jsonutil.h"
+#include "server/config.h"
 #include "monitor/detector.h"
 #include "monitor/scoreline.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,58 +52,18 @@ static void usage(FILE *to)
             "A malformed line stops the run with exit status 1, naming the line.\n");
 }
 
+/* Detector settings from the service's config file (its "monitor.detector"). */
 static enum assay_err load_config(const char *path, struct detector_config *cfg, char *errbuf)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return assay_errbuf_set(errbuf, ASSAY_ERR_IO, "%s: %s", path, strerror(errno));
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            if (cap > 16u * 1024 * 1024) {
-                fclose(f);
-                free(text);
-                return assay_errbuf_set(errbuf, ASSAY_ERR_TOO_LARGE, "%s: larger than 16 MiB",
-                                        path);
-            }
-            text = xrealloc(text, cap);
-        }
-        size_t got = fread(text + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        free(text);
-        return assay_errbuf_set(errbuf, ASSAY_ERR_IO, "%s: read error", path);
-    }
+    struct config *c = NULL;
+    enum assay_err err = config_load(path, NULL, NULL, &c, errbuf);
+    if (err != ASSAY_OK)
+        return err;
     char detail[ASSAY_ERRBUF_SIZE] = "";
-    json_t *root = jsonutil_parse(text, len, detail);
-    free(text);
-    if (!root)
-        return assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG, "%s: %s", path, detail);
-    enum assay_err err = ASSAY_OK;
-    if (!json_is_object(root)) {
-        err = assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG, "%s: the config must be a JSON object",
-                               path);
-        goto out;
-    }
-    const json_t *mon = json_object_get(root, "monitor");
-    if (!mon)
-        goto out;
-    if (!json_is_object(mon)) {
-        err = assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG, "%s: \"monitor\" must be an object", path);
-        goto out;
-    }
-    const json_t *det = json_object_get(mon, "detector");
+    const json_t *det = c->monitor ? json_object_get(c->monitor, "detector") : NULL;
     if (det && detector_config_from_json(cfg, det, detail) != ASSAY_OK)
         err = assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG, "%s: monitor.%s", path, detail);
-out:
-    json_decref(root);
+    config_free(c);
     return err;
 }
 
