@@ -121,7 +121,7 @@ static enum assay_err dimensions_validate(const char *where, const struct cloudw
 {
     if (n > CLOUDWATCH_MAX_DIMENSIONS)
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                                "%s: %zu dimensions, at most %d are allowed", where, n,
+                                "%s.Dimensions has %zu entries, at most %d are allowed", where, n,
                                 CLOUDWATCH_MAX_DIMENSIONS);
     if (n > 0 && !d)
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "%s: Dimensions missing",
