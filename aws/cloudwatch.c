@@ -434,6 +434,142 @@ json_t *cloudwatch_get_metric_data_json(const struct cloudwatch_metric_query *qu
     return o;
 }
 
+/* ------------------------------------------------------------- encoding -- */
+
+/*
+ * A double as JavaScript's Number#toString writes it (ECMA-262
+ * Number::toString): the fewest digits that read back as the same double,
+ * plain between 1e-7 and 1e21, else exponent form ("1e-7", "1.5e+21"). The
+ * SDKs for JavaScript serialise numbers so; writing them the same way makes
+ * assay's bodies byte-identical to theirs (the wire cross-check relies on it).
+ */
+static void append_js_number(struct buf *out, double v)
+{
+    if (v == 0) {
+        buf_append_char(out, '0');
+        return;
+    }
+    if (v < 0) {
+        buf_append_char(out, '-');
+        v = -v;
+    }
+    char tmp[40];
+    for (int p = 1; p <= 17; p++) {
+        snprintf(tmp, sizeof tmp, "%.*e", p - 1, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    /* tmp is "d.ddde[+-]xx": the digits without the point, and the exponent. */
+    char digits[24];
+    int k = 0;
+    const char *p = tmp;
+    for (; *p && *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9')
+            digits[k++] = *p;
+    while (k > 1 && digits[k - 1] == '0')
+        k--;
+    digits[k] = '\0';
+    int n = atoi(p + 1) + 1; /* the decimal point sits after n digits */
+    if (k <= n && n <= 21) {
+        buf_append(out, digits, (size_t)k);
+        for (int i = k; i < n; i++)
+            buf_append_char(out, '0');
+    } else if (0 < n && n <= 21) {
+        buf_append(out, digits, (size_t)n);
+        buf_append_char(out, '.');
+        buf_append(out, digits + n, (size_t)(k - n));
+    } else if (-6 < n && n <= 0) {
+        buf_append_str(out, "0.");
+        for (int i = 0; i < -n; i++)
+            buf_append_char(out, '0');
+        buf_append(out, digits, (size_t)k);
+    } else {
+        buf_append_char(out, digits[0]);
+        if (k > 1) {
+            buf_append_char(out, '.');
+            buf_append(out, digits + 1, (size_t)(k - 1));
+        }
+        buf_appendf(out, "e%c%d", n - 1 < 0 ? '-' : '+', n - 1 < 0 ? 1 - n : n - 1);
+    }
+}
+
+static void append_json_string(struct buf *out, const char *s, size_t n)
+{
+    /* jansson's escaping (", \, control characters) matches JSON.stringify's
+     * for the text assay sends; UTF-8 passes through. */
+    json_t *str = json_stringn_nocheck(s, n);
+    size_t len = json_dumpb(str, NULL, 0, JSON_ENCODE_ANY);
+    buf_reserve(out, len);
+    json_dumpb(str, out->data + out->len, len, JSON_ENCODE_ANY);
+    out->len += len;
+    out->data[out->len] = '\0';
+    json_decref(str);
+}
+
+static void append_json(struct buf *out, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *member;
+        int first = 1;
+        buf_append_char(out, '{');
+        json_object_foreach((json_t *)v, key, member)
+        {
+            if (!first)
+                buf_append_char(out, ',');
+            first = 0;
+            append_json_string(out, key, strlen(key));
+            buf_append_char(out, ':');
+            append_json(out, member);
+        }
+        buf_append_char(out, '}');
+        break;
+    }
+    case JSON_ARRAY:
+        buf_append_char(out, '[');
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i)
+                buf_append_char(out, ',');
+            append_json(out, json_array_get(v, i));
+        }
+        buf_append_char(out, ']');
+        break;
+    case JSON_STRING:
+        append_json_string(out, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        buf_appendf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        append_js_number(out, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        buf_append_str(out, "true");
+        break;
+    case JSON_FALSE:
+        buf_append_str(out, "false");
+        break;
+    case JSON_NULL:
+        buf_append_str(out, "null");
+        break;
+    }
+}
+
+void cloudwatch_json_encode(const json_t *v, struct buf *out)
+{
+    append_json(out, v);
+}
+
+static size_t json_size(const json_t *v)
+{
+    struct buf b = BUF_INIT;
+    append_json(&b, v);
+    size_t n = b.len;
+    buf_clear(&b);
+    return n;
+}
+
 /* -------------------------------------------------------------- batching -- */
 
 void cloudwatch_batches_init(struct cloudwatch_batches *b)
@@ -448,11 +584,6 @@ void cloudwatch_batches_clear(struct cloudwatch_batches *b)
     free(b->datums);
     free(b->batches);
     cloudwatch_batches_init(b);
-}
-
-static size_t json_size(const json_t *v)
-{
-    return json_dumpb(v, NULL, 0, JSON_COMPACT);
 }
 
 enum assay_err cloudwatch_batches_plan(const char *ns, const struct cloudwatch_datum *datums,
@@ -654,33 +785,29 @@ static enum assay_err request_build(struct cloudwatch *cw, const char *operation
                                operation ? operation : "");
         goto out;
     }
-    char *json = json_dumps(input, JSON_COMPACT);
-    if (!json) {
-        err = assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                               "cloudwatch %s: the input is not serialisable JSON", operation);
-        goto out;
-    }
-    size_t len = strlen(json);
+    struct buf json = BUF_INIT;
+    append_json(&json, input);
+    size_t len = json.len;
     res->body_bytes = len;
     if (len > CLOUDWATCH_MAX_REQUEST_BYTES) {
-        free(json);
+        buf_clear(&json);
         err = assay_errbuf_set(errbuf, ASSAY_ERR_TOO_LARGE,
                                "cloudwatch %s: the body is %zu bytes, more than the %d allowed",
                                operation, len, CLOUDWATCH_MAX_REQUEST_BYTES);
         goto out;
     }
     if (len >= CLOUDWATCH_GZIP_MIN_BYTES) {
-        if (gzip_bytes(json, len, &req->body) != 0) {
-            free(json);
+        if (gzip_bytes(json.data, len, &req->body) != 0) {
+            buf_clear(&json);
             err = assay_errbuf_set(errbuf, ASSAY_ERR_INTERNAL, "cloudwatch %s: gzip failed",
                                    operation);
             goto out;
         }
         res->gzipped = 1;
     } else {
-        buf_append(&req->body, json, len);
+        buf_append(&req->body, json.data ? json.data : "", len);
     }
-    free(json);
+    buf_clear(&json);
     res->wire_bytes = req->body.len;
 
     char target[sizeof TARGET_PREFIX + MAX_OPERATION_LEN];

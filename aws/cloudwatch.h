@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "aws/retry.h"
+#include "common/buf.h"
 #include "common/err.h"
 
 struct creds_provider;
@@ -223,6 +224,14 @@ json_t *cloudwatch_describe_alarms_json(const char *const *names, size_t n, cons
 json_t *cloudwatch_get_metric_data_json(const struct cloudwatch_metric_query *queries, size_t n,
                                         int64_t start_ms, int64_t end_ms, const char *scan_by,
                                         const char *next_token, int max_datapoints);
+
+/*
+ * Appends v's compact JSON to out as the request body is written: members in
+ * insertion order, reals as JavaScript writes numbers (shortest round-trip,
+ * "1" for 1.0), so that bodies are byte-identical to the AWS SDK for
+ * JavaScript's for the same input. Every byte count here is of this encoding.
+ */
+void cloudwatch_json_encode(const json_t *v, struct buf *out);
 
 /* --- Batching (pure) --- */
 

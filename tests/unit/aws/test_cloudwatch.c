@@ -220,6 +220,15 @@ static json_t *last_body(struct rig *r)
     return doc;
 }
 
+static size_t encoded_size(const json_t *v)
+{
+    struct buf b = BUF_INIT;
+    cloudwatch_json_encode(v, &b);
+    size_t n = b.len;
+    buf_clear(&b);
+    return n;
+}
+
 static const struct cloudwatch_dimension dims[] = {{"App", "chat"}, {"Rubric", "helpfulness"}};
 
 static struct cloudwatch_datum value_datum(double v, int64_t ts_ms)
@@ -326,9 +335,10 @@ TEST_CASE(gzip_above_threshold_signed_over_compressed)
     CHECK_STR_EQ(r.peer.content_encoding, "gzip");
     /* What arrived, gunzipped, is exactly the JSON of the request. */
     json_t *want = cloudwatch_put_metric_data_json("Assay", d, N);
-    char *want_text = json_dumps(want, JSON_COMPACT);
-    CHECK_STR_EQ(r.peer.bodies[r.peer.n_bodies - 1], want_text);
-    free(want_text);
+    struct buf want_text = BUF_INIT;
+    cloudwatch_json_encode(want, &want_text);
+    CHECK_STR_EQ(r.peer.bodies[r.peer.n_bodies - 1], buf_cstr(&want_text));
+    buf_clear(&want_text);
     json_decref(want);
     rig_stop(&r);
 }
@@ -337,7 +347,7 @@ TEST_CASE(gzip_above_threshold_signed_over_compressed)
 static json_t *padded_input(size_t n)
 {
     json_t *o = json_pack("{s:s, s:s}", "Namespace", "Assay", "Pad", "");
-    size_t base = json_dumpb(o, NULL, 0, JSON_COMPACT);
+    size_t base = encoded_size(o);
     char *pad = xmalloc(n - base + 1);
     memset(pad, 'x', n - base);
     pad[n - base] = '\0';
@@ -633,7 +643,7 @@ TEST_CASE(batching_10000_datums_over_50_series)
         CHECK_INT_EQ(plan.batches[b].count, 1000);
         json_t *j = cloudwatch_put_metric_data_json("Assay", plan.datums + plan.batches[b].first,
                                                     plan.batches[b].count);
-        CHECK_INT_EQ(plan.batches[b].bytes, json_dumpb(j, NULL, 0, JSON_COMPACT));
+        CHECK_INT_EQ(plan.batches[b].bytes, encoded_size(j));
         CHECK(plan.batches[b].bytes <= CLOUDWATCH_MAX_REQUEST_BYTES);
         json_decref(j);
     }
@@ -706,10 +716,10 @@ TEST_CASE(batching_bytes_limit)
         d[i].n_dimensions = 1;
     }
     json_t *one = cloudwatch_datum_json(&d[0]);
-    size_t per = json_dumpb(one, NULL, 0, JSON_COMPACT);
+    size_t per = encoded_size(one);
     json_decref(one);
     json_t *empty = cloudwatch_put_metric_data_json("Assay", NULL, 0);
-    size_t base = json_dumpb(empty, NULL, 0, JSON_COMPACT);
+    size_t base = encoded_size(empty);
     json_decref(empty);
     struct cloudwatch_limits lim = {.max_bytes = 10000};
     size_t fit = (lim.max_bytes - base + 1) / (per + 1); /* datums per request */
@@ -720,7 +730,7 @@ TEST_CASE(batching_bytes_limit)
         CHECK(plan.batches[b].bytes <= lim.max_bytes);
         json_t *j = cloudwatch_put_metric_data_json("Assay", plan.datums + plan.batches[b].first,
                                                     plan.batches[b].count);
-        CHECK_INT_EQ(plan.batches[b].bytes, json_dumpb(j, NULL, 0, JSON_COMPACT));
+        CHECK_INT_EQ(plan.batches[b].bytes, encoded_size(j));
         json_decref(j);
     }
     cloudwatch_batches_clear(&plan);
@@ -968,4 +978,45 @@ TEST_CASE(endpoint_default_and_override)
     cloudwatch_free(NULL);
     creds_provider_free(p);
     http_transport_free(t);
+}
+
+TEST_CASE(numbers_written_as_javascript_writes_them)
+{
+    struct {
+        double v;
+        const char *want;
+    } cases[] = {
+        {0, "0"},
+        {-0.0, "0"},
+        {1, "1"},
+        {-2, "-2"},
+        {0.1, "0.1"},
+        {0.01, "0.01"},
+        {1.0 / 7, "0.14285714285714285"},
+        {1764200000.123, "1764200000.123"},
+        {1234.5, "1234.5"},
+        {1e21, "1e+21"},
+        {1.5e21, "1.5e+21"},
+        {1e20, "100000000000000000000"},
+        {1e-6, "0.000001"},
+        {1e-7, "1e-7"},
+        {-2.5e-8, "-2.5e-8"},
+        {5e-324, "5e-324"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *v = json_real(cases[i].v);
+        struct buf b = BUF_INIT;
+        cloudwatch_json_encode(v, &b);
+        CHECK_STR_EQ(buf_cstr(&b), cases[i].want);
+        buf_clear(&b);
+        json_decref(v);
+    }
+    json_t *o = json_pack("{s:s, s:I, s:b, s:[f, n]}", "a\"\n", "x/y\x01", "i", (json_int_t)-7, "t",
+                          1, "l", 2.0);
+    struct buf b = BUF_INIT;
+    cloudwatch_json_encode(o, &b);
+    CHECK_STR_EQ(buf_cstr(&b), "{\"a\\\"\\n\":\"x/y\\u0001\",\"i\":-7,\"t\":true,\"l\":[2,null]}");
+    buf_clear(&b);
+    json_decref(o);
 }
