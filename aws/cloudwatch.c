@@ -116,6 +116,18 @@ static int name_ok(const char *s, size_t max)
     return s && s[0] && strlen(s) <= max;
 }
 
+/* Dimension names and values: printable ASCII, at least one non-space. */
+static int dimension_text_ok(const char *s)
+{
+    int visible = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p > 0x7e)
+            return 0;
+        visible |= *p != ' ';
+    }
+    return visible;
+}
+
 static enum assay_err dimensions_validate(const char *where, const struct cloudwatch_dimension *d,
                                           size_t n, char *errbuf)
 {
@@ -135,6 +147,11 @@ static enum assay_err dimensions_validate(const char *where, const struct cloudw
             return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                     "%s.Dimensions[%zu].Value must be 1-%d characters", where, i,
                                     CLOUDWATCH_MAX_DIMENSION_VALUE_LEN);
+        if (!dimension_text_ok(d[i].name) || d[i].name[0] == ':' || !dimension_text_ok(d[i].value))
+            return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                    "%s.Dimensions[%zu]: names and values are printable ASCII "
+                                    "with a non-space character, names not starting with ':'",
+                                    where, i);
         for (size_t j = 0; j < i; j++)
             if (strcmp(d[i].name, d[j].name) == 0)
                 return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
@@ -262,10 +279,14 @@ enum assay_err cloudwatch_alarm_validate(const struct cloudwatch_alarm *a, char 
           (a->period_s >= 60 && a->period_s % 60 == 0)))
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                 "Period must be 10, 20, 30 or a multiple of 60 seconds");
-    if (a->evaluation_periods < 1 || (int64_t)a->evaluation_periods * a->period_s > 7LL * 24 * 3600)
+    /* Period x EvaluationPeriods: at most 7 days, and at most 1 day when the
+     * period is under an hour (PutMetricAlarm's Period, aws/README.md). */
+    int64_t span_s = (int64_t)a->evaluation_periods * a->period_s;
+    if (a->evaluation_periods < 1 || span_s > 7LL * 24 * 3600 ||
+        (a->period_s < 3600 && span_s > 24LL * 3600))
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                                "EvaluationPeriods must be >= 1, and Period x EvaluationPeriods "
-                                "at most 7 days");
+                                "EvaluationPeriods must be >= 1, and Period x EvaluationPeriods at "
+                                "most 7 days (1 day for periods under an hour)");
     if (a->datapoints_to_alarm < 0 || a->datapoints_to_alarm > a->evaluation_periods)
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                 "DatapointsToAlarm must be between 1 and EvaluationPeriods");

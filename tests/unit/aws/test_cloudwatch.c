@@ -558,6 +558,8 @@ TEST_CASE(validation_errors)
         {value_datum(1, now), "Dimensions[0].Value"},
         {value_datum(1, now), "Dimensions[1]"},
         {value_datum(1, now), "StatisticValues"},
+        {value_datum(1, now), "Dimensions[0]: names and values are printable ASCII"},
+        {value_datum(1, now), "Dimensions[0]: names and values are printable ASCII"},
     };
     bad[0].d.dimensions = many;
     bad[0].d.n_dimensions = 31;
@@ -575,6 +577,12 @@ TEST_CASE(validation_errors)
     bad[11].d.n_dimensions = 2;
     bad[12].d.kind = CLOUDWATCH_DATUM_STATISTICS;
     bad[12].d.stats = (struct cloudwatch_statistic_set){2, 3, 5, 1};
+    struct cloudwatch_dimension ctrl[] = {{"App", "a\nb"}};
+    bad[13].d.dimensions = ctrl;
+    bad[13].d.n_dimensions = 1;
+    struct cloudwatch_dimension colon[] = {{":App", "a"}};
+    bad[14].d.dimensions = colon;
+    bad[14].d.n_dimensions = 1;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errbuf[0] = '\0';
         CHECK_INT_EQ(cloudwatch_datum_validate(&bad[i].d, 7, now, errbuf),
@@ -814,6 +822,16 @@ TEST_CASE(put_metric_alarm_body)
     CHECK_INT_EQ(cloudwatch_put_metric_alarm(r.cw, &a, &res), ASSAY_ERR_INVALID_ARGUMENT);
     CHECK(strstr(res.errbuf, "Period") != NULL);
     a.period_s = 60;
+    a.evaluation_periods = 1441; /* 1 day + 1 minute at a 1-minute period */
+    a.datapoints_to_alarm = 0;
+    CHECK_INT_EQ(cloudwatch_put_metric_alarm(r.cw, &a, &res), ASSAY_ERR_INVALID_ARGUMENT);
+    a.period_s = 3600;
+    a.evaluation_periods = 168; /* 7 days of hours: allowed */
+    CHECK_INT_EQ(cloudwatch_alarm_validate(&a, res.errbuf), ASSAY_OK);
+    a.evaluation_periods = 169;
+    CHECK_INT_EQ(cloudwatch_alarm_validate(&a, res.errbuf), ASSAY_ERR_INVALID_ARGUMENT);
+    a.period_s = 60;
+    a.evaluation_periods = 3;
     a.comparison_operator = "Bigger";
     CHECK_INT_EQ(cloudwatch_put_metric_alarm(r.cw, &a, &res), ASSAY_ERR_INVALID_ARGUMENT);
     CHECK_INT_EQ(r.peer.hits, 1);
