@@ -116,7 +116,7 @@ static int name_ok(const char *s, size_t max)
     return s && s[0] && strlen(s) <= max;
 }
 
-/* Dimension names and values: printable ASCII, at least one non-space. */
+/* Namespaces, dimension names and values: printable ASCII, at least one non-space. */
 static int dimension_text_ok(const char *s)
 {
     int visible = 0;
@@ -166,9 +166,11 @@ enum assay_err cloudwatch_namespace_validate(const char *ns, char *errbuf)
     if (!name_ok(ns, CLOUDWATCH_MAX_NAME_LEN))
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                 "Namespace must be 1-%d characters", CLOUDWATCH_MAX_NAME_LEN);
-    if (ns[0] == ':' || strncmp(ns, "AWS/", 4) == 0)
+    if (ns[0] == ':' || strncmp(ns, "AWS/", 4) == 0 || !dimension_text_ok(ns))
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                                "Namespace \"%s\": may not start with ':' or \"AWS/\"", ns);
+                                "Namespace \"%s\": printable ASCII, not starting with ':' or "
+                                "\"AWS/\"",
+                                ns);
     return ASSAY_OK;
 }
 

@@ -209,7 +209,7 @@ enum assay_err cloudwatch_call(struct cloudwatch *cw, const char *operation, con
  */
 enum assay_err cloudwatch_datum_validate(const struct cloudwatch_datum *d, size_t index,
                                          int64_t now_ms, char *errbuf);
-/* Checks a namespace: 1-255 characters, not starting with ':' nor "AWS/". */
+/* Checks a namespace: 1-255 printable ASCII characters, not starting with ':' nor "AWS/". */
 enum assay_err cloudwatch_namespace_validate(const char *ns, char *errbuf);
 enum assay_err cloudwatch_alarm_validate(const struct cloudwatch_alarm *a, char *errbuf);
 
