@@ -101,6 +101,9 @@ const server = http.createServer((req, res) => {
     const raw = Buffer.concat(chunks);
     seen[phase].push({ method: req.method, url: req.url, headers: req.headers, raw });
     const op = String(req.headers["x-amz-target"] || "").split(".")[1];
+    // No Date header: the SDK (3.1164) resets its clock offset from every
+    // response's Date, which would move its signing time off the pinned one.
+    res.sendDate = false;
     res.writeHead(200, { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": "check" });
     res.end(JSON.stringify(answer(op)));
   });
@@ -175,8 +178,17 @@ async function main() {
 
   // the SDK, its clock pinned to the same instant
   phase = "sdk";
-  const realNow = Date.now;
-  Date.now = () => NOW_MS;
+  // Pin both ways the SDK may read the clock: Date.now() and new Date().
+  const RealDate = Date;
+  globalThis.Date = class extends RealDate {
+    constructor(...args) {
+      if (args.length === 0) super(NOW_MS);
+      else super(...args);
+    }
+    static now() {
+      return NOW_MS;
+    }
+  };
   const client = new cw.CloudWatchClient({ region: REGION, endpoint: url, maxAttempts: 1, credentials: { accessKeyId: AKID, secretAccessKey: SECRET } });
   client.middlewareStack.addRelativeTo(
     (next) => async (args) => {
@@ -189,7 +201,7 @@ async function main() {
   for (const c of list) await client.send(new cw[c.op + "Command"](sdkInput(c.input)));
   // The unmodified SDK, once per case, for the server-side signature check.
   for (const c of list) await plain.send(new cw[c.op + "Command"](sdkInput(c.input)));
-  Date.now = realNow;
+  globalThis.Date = RealDate;
   server.close();
 
   let passed = 0, failed = 0;
