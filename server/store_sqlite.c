@@ -86,6 +86,11 @@ enum { JS_QUEUED = STORE_JOB_QUEUED, JS_JUDGING = STORE_JOB_JUDGING };
     " v.cache_read_tokens, v.cache_write_tokens, v.attempts, v.created_ms"
 
 enum st {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
     ST_SAMPLE_INSERT,
     ST_SAMPLE_SAMPLED,
     ST_JOB_INSERT,
@@ -122,6 +127,11 @@ enum st {
 };
 
 static const char *const st_sql[ST__COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_SAVEPOINT] = "SAVEPOINT req",
+    [ST_RELEASE] = "RELEASE req",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO req",
     [ST_SAMPLE_INSERT] = "INSERT INTO samples(app, id, doc, sampled, trace_id, model_id,"
                          " received_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                          " ON CONFLICT(app, id) DO NOTHING",
@@ -396,6 +406,14 @@ static enum assay_err step_done(struct conn *c, sqlite3_stmt *st, const char *wh
     enum assay_err err = rc == SQLITE_DONE ? ASSAY_OK : db_err(errbuf, c->db, what);
     done(st);
     return err;
+}
+
+/* Runs one of the cached transaction-control statements. */
+static enum assay_err control(struct conn *c, enum st id, char *errbuf)
+{
+    enum assay_err err = ASSAY_OK;
+    sqlite3_stmt *st = stmt(c, id, &err, errbuf);
+    return st ? step_done(c, st, st_sql[id], errbuf) : err;
 }
 
 /* ------------------------------------------------------------ read pool */
@@ -856,9 +874,9 @@ static void run_group(struct sq *q, struct wreq *group)
 {
     struct conn *c = q->writer;
     char eb[ASSAY_ERRBUF_SIZE] = "";
-    enum assay_err err = conn_exec(c, "BEGIN IMMEDIATE", eb);
+    enum assay_err err = control(c, ST_BEGIN, eb);
     for (struct wreq *r = group; r && err == ASSAY_OK; r = r->next) {
-        if ((r->err = conn_exec(c, "SAVEPOINT req", r->errbuf)) != ASSAY_OK) {
+        if ((r->err = control(c, ST_SAVEPOINT, r->errbuf)) != ASSAY_OK) {
             err = r->err;
             snprintf(eb, sizeof eb, "%s", r->errbuf);
             break;
@@ -866,13 +884,13 @@ static void run_group(struct sq *q, struct wreq *group)
         r->err = run_op(q, c, r);
         if (r->err != ASSAY_OK) {
             reset_results(r);
-            err = conn_exec(c, "ROLLBACK TO req", eb);
+            err = control(c, ST_ROLLBACK_TO, eb);
         }
         if (err == ASSAY_OK)
-            err = conn_exec(c, "RELEASE req", eb);
+            err = control(c, ST_RELEASE, eb);
     }
     if (err == ASSAY_OK)
-        err = conn_exec(c, "COMMIT", eb);
+        err = control(c, ST_COMMIT, eb);
     if (err != ASSAY_OK) {
         if (!sqlite3_get_autocommit(c->db))
             sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
