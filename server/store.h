@@ -261,7 +261,7 @@ enum assay_err store_job_complete(struct store *s, const struct store_completion
 enum store_sample_status {
     STORE_STATUS_QUEUED,      /* some job queued, none judging */
     STORE_STATUS_JUDGING,     /* some job judging */
-    STORE_STATUS_DONE,        /* every job finished, at least one done */
+    STORE_STATUS_DONE,        /* every job finished, at least one done (or no rubrics) */
     STORE_STATUS_FAILED,      /* every job finished as failed */
     STORE_STATUS_NOT_SAMPLED, /* stored but not sampled: no jobs */
 };

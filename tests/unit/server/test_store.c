@@ -768,6 +768,22 @@ TEST_CASE(newer_schema_refused)
     store_close(NULL);
 }
 
+TEST_CASE(one_process_per_store)
+{
+    struct store *s = open_store("lock.db");
+    struct store_sqlite_options o;
+    store_sqlite_options_init(&o);
+    o.path = path_of("lock.db");
+    struct store *s2 = NULL;
+    char errbuf[ASSAY_ERRBUF_SIZE] = "";
+    CHECK_INT_EQ(store_sqlite_open(&o, &s2, errbuf), ASSAY_ERR_IO);
+    CHECK(s2 == NULL);
+    CHECK(strstr(errbuf, "in use") != NULL);
+    store_close(s);
+    s = open_store("lock.db"); /* free again once closed */
+    store_close(s);
+}
+
 /* ------------------------------------------------------------ group commit */
 
 #define GC_THREADS 16
