@@ -1630,6 +1630,22 @@ out:
     return err;
 }
 
+static enum assay_err set_version(struct conn *c, int64_t v, char *errbuf)
+{
+    enum assay_err err = conn_exec(c, "DELETE FROM schema_version", errbuf);
+    sqlite3_stmt *st = NULL;
+    if (err != ASSAY_OK)
+        return err;
+    if (sqlite3_prepare_v2(c->db, "INSERT INTO schema_version VALUES(?1)", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_err(errbuf, c->db, "schema_version");
+    sqlite3_bind_int64(st, 1, v);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        err = db_err(errbuf, c->db, "schema_version");
+    sqlite3_finalize(st);
+    return err;
+}
+
 static enum assay_err migrate(struct sq *q, struct conn *c, char *errbuf)
 {
     enum assay_err err = ASSAY_OK;
@@ -1657,12 +1673,7 @@ static enum assay_err migrate(struct sq *q, struct conn *c, char *errbuf)
         }
         if ((err = conn_exec(c, migrations[v], errbuf)) != ASSAY_OK)
             goto fail;
-        char sql[96];
-        snprintf(sql, sizeof sql,
-                 "DELETE FROM schema_version; INSERT INTO schema_version"
-                 " VALUES(%lld)",
-                 (long long)(v + 1));
-        if ((err = conn_exec(c, sql, errbuf)) != ASSAY_OK ||
+        if ((err = set_version(c, v + 1, errbuf)) != ASSAY_OK ||
             (err = conn_exec(c, "COMMIT", errbuf)) != ASSAY_OK)
             goto fail;
         LOG_INFO("store.migrated", LOG_I("from", v), LOG_I("to", v + 1));
