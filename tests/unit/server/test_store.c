@@ -29,6 +29,7 @@ static struct store *open_store_with(const char *name, struct store_sqlite_optio
 {
     struct store *s = NULL;
     char errbuf[ASSAY_ERRBUF_SIZE] = "";
+    log_set_level(LOG_LEVEL_ERROR);
     o->path = path_of(name);
     enum assay_err err = store_sqlite_open(o, &s, errbuf);
     if (err != ASSAY_OK)
@@ -841,6 +842,47 @@ TEST_CASE(group_commit)
             CHECK(exists(s, "app", id));
         }
     depth_is(s, total, 0);
+    store_close(s);
+}
+
+static void run_gc_threads(struct store *s, int threads)
+{
+    pthread_t th[GC_THREADS];
+    struct gc_arg args[GC_THREADS];
+    for (int t = 0; t < threads; t++) {
+        args[t] = (struct gc_arg){.s = s, .t = t};
+        REQUIRE_INT_EQ(pthread_create(&th[t], NULL, gc_main, &args[t]), 0);
+    }
+    for (int t = 0; t < threads; t++) {
+        pthread_join(th[t], NULL);
+        CHECK_INT_EQ(args[t].failures, 0);
+    }
+}
+
+TEST_CASE(group_limits)
+{
+    /* At most 4 calls per transaction, and a writer that waits 2 ms for a group. */
+    struct store_sqlite_options o;
+    store_sqlite_options_init(&o);
+    o.group_max_requests = 4;
+    o.group_max_wait_us = 2000;
+    struct store *s = open_store_with("gl.db", &o);
+    run_gc_threads(s, 8);
+    struct store_stats st;
+    store_stats_get(s, &st);
+    CHECK_INT_EQ(st.samples_inserted, 8 * GC_PER_THREAD);
+    CHECK(st.largest_group <= 4);
+    CHECK(st.transactions * 2 <= 8 * GC_PER_THREAD);
+    store_close(s);
+
+    /* A sample budget of 1 per transaction: a group is one call. */
+    store_sqlite_options_init(&o);
+    o.group_max_samples = 1;
+    s = open_store_with("gs.db", &o);
+    run_gc_threads(s, 4);
+    store_stats_get(s, &st);
+    CHECK_INT_EQ(st.samples_inserted, 4 * GC_PER_THREAD);
+    CHECK_INT_EQ(st.largest_group, 1);
     store_close(s);
 }
 
