@@ -719,7 +719,7 @@ static const char *missing_field(const struct rubric *r, const struct dataset_it
     return NULL;
 }
 
-enum assay_err dataset_check_rubrics(const struct dataset *d, const struct rubric_registry *reg,
+enum assay_err dataset_rubrics_check(const struct dataset *d, const struct rubric_registry *reg,
                                      char *errbuf)
 {
     struct ctx c = {d->path, 0, errbuf};

@@ -149,7 +149,7 @@ const struct dataset_item *dataset_find(const struct dataset *d, const char *id)
  * carries each field its human-scored rubrics need. Returns ASSAY_OK, or
  * ASSAY_ERR_INVALID_ARGUMENT naming file, line and field of the first problem.
  */
-enum assay_err dataset_check_rubrics(const struct dataset *d, const struct rubric_registry *reg,
+enum assay_err dataset_rubrics_check(const struct dataset *d, const struct rubric_registry *reg,
                                      char *errbuf);
 
 /*

@@ -79,7 +79,7 @@ TEST_CASE(support_qa_loads)
             conversations++;
     }
     CHECK(conversations >= 2);
-    enum assay_err rc = dataset_check_rubrics(d, reg, err);
+    enum assay_err rc = dataset_rubrics_check(d, reg, err);
     if (rc)
         fprintf(stderr, "%s\n", err);
     CHECK_INT_EQ(rc, ASSAY_OK);
@@ -108,7 +108,7 @@ TEST_CASE(rag_faithfulness_loads)
     }
     CHECK(unanswerable >= 5);
     CHECK(unanswerable * 3 < d->n_items);
-    enum assay_err rc = dataset_check_rubrics(d, reg, err);
+    enum assay_err rc = dataset_rubrics_check(d, reg, err);
     if (rc)
         fprintf(stderr, "%s\n", err);
     CHECK_INT_EQ(rc, ASSAY_OK);
@@ -153,7 +153,7 @@ TEST_CASE(calibration_loads_with_scores_in_scale)
     /* Clearly good, mediocre and bad answers all present. */
     CHECK(low >= 5 && mid >= 3 && high >= 5);
     CHECK(faithful >= 10);
-    enum assay_err rc = dataset_check_rubrics(d, reg, err);
+    enum assay_err rc = dataset_rubrics_check(d, reg, err);
     if (rc)
         fprintf(stderr, "%s\n", err);
     CHECK_INT_EQ(rc, ASSAY_OK);
@@ -383,7 +383,7 @@ TEST_CASE(rubric_checks_name_line_and_field)
         fclose(f);
         struct dataset *d = NULL;
         REQUIRE_INT_EQ(dataset_load(path, NULL, &d, err), ASSAY_OK);
-        CHECK_INT_EQ(dataset_check_rubrics(d, reg, err), ASSAY_ERR_INVALID_ARGUMENT);
+        CHECK_INT_EQ(dataset_rubrics_check(d, reg, err), ASSAY_ERR_INVALID_ARGUMENT);
         snprintf(want, sizeof want, "%s:%s", path, cases[i].want);
         CHECK_STR_EQ(err, want);
         dataset_free(d);
