@@ -146,7 +146,8 @@ const struct dataset_item *dataset_find(const struct dataset *d, const char *id)
  * Checks d against a rubric registry (borrowed): every name in an item's
  * `rubrics` and `human_scores` is a known rubric; every human score lies within
  * its rubric's scale (and is a whole number on an integer scale); and an item
- * carries each field its human-scored rubrics need. Returns ASSAY_OK, or
+ * carries the fields (context, reference) that every rubric it names needs.
+ * The run's own rubrics are the runner's to check. Returns ASSAY_OK, or
  * ASSAY_ERR_INVALID_ARGUMENT naming file, line and field of the first problem.
  */
 enum assay_err dataset_rubrics_check(const struct dataset *d, const struct rubric_registry *reg,
