@@ -46,7 +46,8 @@ static int64_t offset_mono(void *ctx)
     return clock_mono_ms(NULL);
 }
 
-static void client_init(struct client *c, const char *akid, const char *secret, int64_t offset_ms)
+static void client_init_scoped(struct client *c, const char *akid, const char *secret,
+                               int64_t offset_ms, const char *region, const char *service)
 {
     memset(c, 0, sizeof *c);
     c->offset_ms = offset_ms;
@@ -63,10 +64,15 @@ static void client_init(struct client *c, const char *akid, const char *secret, 
     c->creds = creds_static_new(&cr);
     creds_clear(&cr);
     struct signer_options so = {
-        .region = "us-east-1", .service = "bedrock", .creds = c->creds, .sign_body = 1};
+        .region = region, .service = service, .creds = c->creds, .sign_body = 1};
     char errbuf[ASSAY_ERRBUF_SIZE];
     c->signer = signer_new(&so, errbuf);
     REQUIRE(c->signer != NULL);
+}
+
+static void client_init(struct client *c, const char *akid, const char *secret, int64_t offset_ms)
+{
+    client_init_scoped(c, akid, secret, offset_ms, "us-east-1", "bedrock");
 }
 
 static void client_clear(struct client *c)
@@ -280,6 +286,48 @@ TEST_CASE(wrong_secret)
     http_response_clear(&resp);
     client_clear(&c);
     CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+}
+
+TEST_CASE(wrong_scope)
+{
+    struct emulator_proc e;
+    REQUIRE_INT_EQ(emulator_proc_start(&e, NULL, 0), 0);
+    static const struct {
+        const char *region, *service, *message_part;
+    } cases[] = {
+        {"eu-west-1", "bedrock", "scoped to a valid region, not 'eu-west-1'"},
+        {"us-east-1", "monitoring", "scoped to correct service: 'bedrock'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct client c;
+        client_init_scoped(&c, AKID, SECRET, 0, cases[i].region, cases[i].service);
+        struct http_response resp;
+        send_body(&c, &e, plain_body, &resp);
+        char code[64];
+        error_code(&resp, code, sizeof code);
+        CHECK_INT_EQ(resp.status, 403);
+        CHECK_STR_EQ(code, "SignatureDoesNotMatch");
+        if (!strstr(buf_cstr(&resp.body), cases[i].message_part))
+            CHECK_STR_EQ(buf_cstr(&resp.body), cases[i].message_part);
+        http_response_clear(&resp);
+        client_clear(&c);
+    }
+    CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+}
+
+TEST_CASE(bad_scenario_refused)
+{
+    struct emulator_proc e;
+    /* Unknown keys, rates out of range, exclusive rates above 1: it never listens. */
+    CHECK_INT_EQ(emulator_proc_start(&e, "{\"default\": {\"throttle\": 0.5}}", 0), -1);
+    CHECK_INT_EQ(emulator_proc_start(&e, "{\"default\": {\"throttle_rate\": 1.5}}", 0), -1);
+    CHECK_INT_EQ(emulator_proc_start(&e,
+                                     "{\"models\": {\"m\": {\"throttle_rate\": 0.6, "
+                                     "\"error_rate\": 0.6}}}",
+                                     0),
+                 -1);
+    CHECK_INT_EQ(emulator_proc_start(&e, "{\"default\": {\"malformed\": [\"odd\"]}}", 0), -1);
+    CHECK_INT_EQ(emulator_proc_start(&e, "not json", 0), -1);
 }
 
 TEST_CASE(unsigned_request)
