@@ -20,6 +20,8 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #define AKID "AKIDEXAMPLE"
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -689,4 +691,56 @@ TEST_CASE(better_answers_score_higher)
     rubric_free(r);
     client_clear(&c);
     CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+}
+
+static void count_done(void *ctx, enum assay_err err, struct http_request *req,
+                       struct http_response *resp)
+{
+    (void)req;
+    atomic_int *n = ctx;
+    if (err == ASSAY_OK && resp->status == 200)
+        atomic_fetch_add(n, 1);
+    else
+        atomic_fetch_add(n, 1000000); /* any failure shows in the count */
+}
+
+TEST_CASE(many_in_flight)
+{
+    enum { N = 300 };
+    struct emulator_proc e;
+    REQUIRE_INT_EQ(emulator_proc_start(&e, "{\"default\": {\"latency_ms\": 400}}", 0), 0);
+    struct client c;
+    client_init(&c, AKID, SECRET, 0);
+    struct buf url = BUF_INIT;
+    buf_appendf(&url, "%s/model/%s/converse", e.url, MODEL_PATH);
+    struct http_request *reqs = xcalloc(N, sizeof *reqs);
+    struct http_response *resps = xcalloc(N, sizeof *resps);
+    atomic_int done = 0;
+    int64_t start = clock_mono_ms(NULL);
+    for (int i = 0; i < N; i++) {
+        http_request_init(&reqs[i], "POST", buf_cstr(&url));
+        buf_append_str(&reqs[i].body, plain_body);
+        signer_attach(c.signer, &reqs[i]);
+        http_response_init(&resps[i]);
+        REQUIRE_INT_EQ(http_transport_submit(c.t, &reqs[i], &resps[i], count_done, &done),
+                       ASSAY_OK);
+    }
+    for (int i = 0; i < 600 && atomic_load(&done) < N; i++) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    int64_t took = clock_mono_ms(NULL) - start;
+    printf("%d calls held 400 ms each answered in %lld ms\n", N, (long long)took);
+    CHECK_INT_EQ(atomic_load(&done), N);
+    CHECK(took < 15000); /* one after another would take 120 s */
+    client_clear(&c);    /* frees the transport: no callback runs after this */
+    for (int i = 0; i < N; i++) {
+        http_request_clear(&reqs[i]);
+        http_response_clear(&resps[i]);
+    }
+    free(reqs);
+    free(resps);
+    buf_clear(&url);
+    CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+    CHECK_INT_EQ(emulator_proc_log_count(&e, "\"status\":200"), N);
 }
