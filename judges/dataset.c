@@ -63,20 +63,6 @@ static bool id_valid(const char *s)
     return true;
 }
 
-/* The syntax of rubric names (judges/rubric): 1-64 of [a-z0-9_-]. */
-static bool rubric_name_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
-            return false;
-    }
-    return true;
-}
-
 /* A JSON string without NUL; empty allowed only when allow_empty. */
 static const char *text_value(const json_t *v, bool allow_empty)
 {
