@@ -1034,7 +1034,7 @@ static size_t emf_write_group(struct publish *p, struct agg **aggs, size_t n)
             if (vi[i] >= a->n_values)
                 done[i] = 1;
         }
-        buf_append_char(&b, '\n');
+        buf_append_str(&b, "}\n");
         fwrite(b.data, 1, b.len, p->emf.f);
         lines++;
     }
@@ -1088,14 +1088,25 @@ enum assay_err publish_tick(struct publish *p, int64_t now, int flush_all)
         return ASSAY_OK;
 
     enum assay_err err = ASSAY_OK;
+    /* A distribution with more distinct values than a datum takes goes out as
+     * several datums of the same series and timestamp (CloudWatch merges them). */
+    size_t n_slices = 0;
+    for (size_t i = 0; i < c.n; i++)
+        n_slices += c.aggs[i]->n_values > CLOUDWATCH_MAX_VALUES_PER_DATUM
+                        ? (c.aggs[i]->n_values + CLOUDWATCH_MAX_VALUES_PER_DATUM - 1) /
+                              CLOUDWATCH_MAX_VALUES_PER_DATUM
+                        : 1;
     c.dims = xcalloc(c.n * MAX_DIMS, sizeof *c.dims);
-    c.datums = xcalloc(c.n, sizeof *c.datums);
+    c.datums = xcalloc(n_slices, sizeof *c.datums);
     unsigned char *valid = xcalloc(c.n, 1);
     size_t n_valid = 0, n_invalid = 0;
     for (size_t i = 0; i < c.n; i++) {
         char detail[ASSAY_ERRBUF_SIZE];
         struct cloudwatch_datum d;
         datum_of(c.aggs[i], c.dims + i * MAX_DIMS, &d);
+        size_t n_values = d.n_values;
+        if (d.kind == CLOUDWATCH_DATUM_VALUES && n_values > CLOUDWATCH_MAX_VALUES_PER_DATUM)
+            d.n_values = CLOUDWATCH_MAX_VALUES_PER_DATUM;
         if (cloudwatch_datum_validate(&d, i, now, detail) != ASSAY_OK) {
             LOG_WARN("publish.datum_refused", LOG_S("metric", d.metric_name),
                      LOG_I("timestamp_ms", d.timestamp_ms), LOG_S("detail", detail));
@@ -1103,7 +1114,19 @@ enum assay_err publish_tick(struct publish *p, int64_t now, int flush_all)
             continue;
         }
         valid[i] = 1;
-        c.datums[n_valid++] = d;
+        if (d.kind != CLOUDWATCH_DATUM_VALUES) {
+            c.datums[n_valid++] = d;
+            continue;
+        }
+        for (size_t off = 0; off < n_values; off += CLOUDWATCH_MAX_VALUES_PER_DATUM) {
+            struct cloudwatch_datum s = d;
+            s.values = d.values + off;
+            s.counts = d.counts + off;
+            s.n_values = n_values - off < CLOUDWATCH_MAX_VALUES_PER_DATUM
+                             ? n_values - off
+                             : CLOUDWATCH_MAX_VALUES_PER_DATUM;
+            c.datums[n_valid++] = s;
+        }
     }
 
     size_t emf_lines = 0, enqueued = 0;
