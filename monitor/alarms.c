@@ -313,6 +313,9 @@ static enum assay_err plan_add(struct alarms_plan *plan, const struct spec *s, c
         if (strcmp(plan->alarms[i].name, s->name) == 0)
             return ASSAY_OK; /* the same series named twice */
     plan->alarms = xrealloc(plan->alarms, (plan->n + 1) * sizeof *plan->alarms);
+    /* the alarms moved: their dimension views point into themselves */
+    for (size_t i = 0; i < plan->n; i++)
+        plan->alarms[i].alarm.dimensions = plan->alarms[i].dims;
     struct alarms_planned *a = &plan->alarms[plan->n++];
     memset(a, 0, sizeof *a);
     a->kind = xstrdup(s->kind);
