@@ -484,6 +484,7 @@ struct peer {
     int hits, bad_sig;
     int fail_first;    /* answer the first n requests with an error */
     int fail_always;   /* answer every request with 503 */
+    int reject_first;  /* answer the first n with InvalidParameterValue */
     json_t *delivered; /* the inputs answered 200 */
 };
 
@@ -521,6 +522,8 @@ static void handler(void *ctx, const struct fake_request *req, struct fake_respo
     if (!ok)
         p->bad_sig++;
     int fail = p->fail_always || n < p->fail_first;
+    int reject = n < p->reject_first;
+    fail |= reject;
     if (ok && !fail) {
         struct buf body = BUF_INIT;
         const char *enc = fake_request_header(req, "Content-Encoding");
@@ -534,6 +537,9 @@ static void handler(void *ctx, const struct fake_request *req, struct fake_respo
     pthread_mutex_unlock(&p->lock);
     if (!ok) {
         fake_response_text(resp, 403, "{}");
+    } else if (reject) {
+        fake_response_header(resp, "x-amzn-query-error", "InvalidParameterValue;Sender");
+        fake_response_text(resp, 400, "{\"__type\":\"x#InvalidParameterValueException\"}");
     } else if (fail && (n % 2 == 0 || p->fail_always)) {
         fake_response_header(resp, "x-amzn-query-error", "ServiceUnavailable;Receiver");
         fake_response_text(resp, 503, "{}");
@@ -732,6 +738,29 @@ TEST_CASE(outbox_expiry_past_two_weeks)
     CHECK_INT_EQ(c.peer.hits - before, 1);
     CHECK(strstr(buf_cstr(&logs), "publish.batches_expired") != NULL);
     buf_clear(&logs);
+    rig_end(&r);
+    cw_stop(&c);
+}
+
+TEST_CASE(rejected_batch_is_dropped_not_retried)
+{
+    struct cw_rig c;
+    cw_start(&c);
+    c.peer.reject_first = 1;
+    struct rig r;
+    rig_cloudwatch(&r, &c, NULL);
+    for (int k = 0; k < 2; k++) {
+        struct publish_verdict v = {"chat", "helpfulness", NULL, 0.5, 1, -1, r.now};
+        publish_verdict_add(r.p, &v);
+        r.now += PERIOD_MS;
+        publish_tick(r.p, r.now, 0);
+    }
+    CHECK_INT_EQ(publish_deliver(r.p, r.now, 0), ASSAY_OK);
+    struct publish_counters pc;
+    publish_counters_get(r.p, &pc);
+    CHECK_INT_EQ(pc.batches_rejected, 1);
+    CHECK_INT_EQ(pc.requests_sent, 1);
+    CHECK_INT_EQ(c.peer.hits, 2); /* the invalid one was not retried */
     rig_end(&r);
     cw_stop(&c);
 }
