@@ -268,8 +268,9 @@ int64_t publish_period_start_ms(int64_t ts_ms, int64_t period_s);
 
 /* --- Test seam: the datums of the periods closed by the last tick --- */
 
-/* When set, called under the aggregation lock with each tick's PutMetricData
- * inputs (one JSON object per planned request, borrowed) before the sink. */
+/* When set, called by publish_tick (on its thread, no lock held) with each
+ * planned PutMetricData input (borrowed, valid during the call), whatever the
+ * sink, before the sink gets it. Set it before events flow. */
 typedef void (*publish_observe_fn)(void *ctx, const json_t *request);
 void publish_observe_set(struct publish *p, publish_observe_fn fn, void *ctx);
 
