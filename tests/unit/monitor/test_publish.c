@@ -485,6 +485,7 @@ struct peer {
     int fail_first;    /* answer the first n requests with an error */
     int fail_always;   /* answer every request with 503 */
     int reject_first;  /* answer the first n with InvalidParameterValue */
+    int slow_first;    /* store the first n, then answer too late */
     json_t *delivered; /* the inputs answered 200 */
 };
 
@@ -534,6 +535,8 @@ static void handler(void *ctx, const struct fake_request *req, struct fake_respo
         json_array_append_new(p->delivered, json_loads(buf_cstr(&body), 0, NULL));
         buf_clear(&body);
     }
+    if (n < p->slow_first)
+        resp->delay_ms = 1500;
     pthread_mutex_unlock(&p->lock);
     if (!ok) {
         fake_response_text(resp, 403, "{}");
@@ -762,6 +765,47 @@ TEST_CASE(rejected_batch_is_dropped_not_retried)
     CHECK_INT_EQ(pc.requests_sent, 1);
     CHECK_INT_EQ(c.peer.hits, 2); /* the invalid one was not retried */
     rig_end(&r);
+    cw_stop(&c);
+}
+
+TEST_CASE(timed_out_request_is_sent_again_the_documented_duplicate)
+{
+    struct cw_rig c;
+    cw_start(&c);
+    c.peer.slow_first = 1;
+    /* a client that gives up after 300 ms, one attempt */
+    struct cloudwatch_options o = {.transport = c.t,
+                                   .creds = c.creds,
+                                   .region = "us-east-1",
+                                   .endpoint = fake_server_url(c.server),
+                                   .timeout_ms = 300,
+                                   .sleep_ms = no_sleep};
+    retry_policy_init(&o.retry);
+    o.retry.max_attempts = 1;
+    struct cloudwatch *fast = cloudwatch_new(&o, NULL);
+    REQUIRE(fast);
+    struct cloudwatch *keep = c.cw;
+    c.cw = fast;
+    struct rig r;
+    rig_cloudwatch(&r, &c, NULL);
+    struct publish_verdict v = {"chat", "helpfulness", NULL, 0.5, 1, -1, r.now};
+    publish_verdict_add(r.p, &v);
+    r.now += PERIOD_MS;
+    publish_tick(r.p, r.now, 0);
+    CHECK_INT_EQ(publish_deliver(r.p, r.now, 0), ASSAY_ERR_TIMEOUT);
+    r.now += 120000;
+    CHECK_INT_EQ(publish_deliver(r.p, r.now, 0), ASSAY_OK);
+    /* CloudWatch stored the first request before the client gave up on it:
+     * the datum arrived twice, the one case assay cannot tell apart */
+    pthread_mutex_lock(&c.peer.lock);
+    int dups;
+    json_t *idx = delivered_index(c.peer.delivered, &dups);
+    pthread_mutex_unlock(&c.peer.lock);
+    CHECK_INT_EQ(dups, 2); /* QualityScore and QualityPass, once more each */
+    json_decref(idx);
+    rig_end(&r);
+    c.cw = keep;
+    cloudwatch_free(fast);
     cw_stop(&c);
 }
 
