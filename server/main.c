@@ -8,6 +8,7 @@
 #include <string.h>
 
 static const struct command commands[] = {
+    {"alarms", cmd_alarms, "create or update the CloudWatch alarms the config declares"},
     {"backtest", cmd_backtest, "replay a score stream through the regression detector"},
     {"version", cmd_version, "print the version and exit"},
 };
