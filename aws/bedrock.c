@@ -196,6 +196,11 @@ void bedrock_client_free(struct bedrock_client *c)
     free(c);
 }
 
+struct http_transport *bedrock_client_transport(const struct bedrock_client *c)
+{
+    return c->t;
+}
+
 const char *bedrock_client_endpoint(const struct bedrock_client *c)
 {
     return c->endpoint;

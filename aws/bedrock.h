@@ -124,6 +124,9 @@ enum assay_err bedrock_converse(struct bedrock_client *c, const char *model_id, 
 
 void bedrock_client_stats(struct bedrock_client *c, struct bedrock_stats *out);
 
+/* The transport the client runs on (borrowed), for callers that set timers. */
+struct http_transport *bedrock_client_transport(const struct bedrock_client *c);
+
 /* The endpoint in use, without a trailing '/' (borrowed). */
 const char *bedrock_client_endpoint(const struct bedrock_client *c);
 
