@@ -16,6 +16,8 @@
 #ifndef ASSAY_JUDGES_JUDGE_H
 #define ASSAY_JUDGES_JUDGE_H
 
+#include <jansson.h>
+
 #include "common/err.h"
 #include "judges/llm.h"
 #include "judges/redact.h"
@@ -44,5 +46,29 @@ typedef llm_done_fn judge_done_fn;
 enum assay_err judge_run(struct judge_runner *jr, const struct rubric *r,
                          const struct rubric_sample *s, const struct redact_set *redact,
                          judge_done_fn done, void *ctx, char *errbuf);
+
+/*
+ * A sample's text as the API and `assay judge` receive it (DESIGN.md, sample
+ * fields), flattened for the judges: input is a string or Converse-style
+ * messages ([{"role", "content": [{"text"}...]}...], each turn's text
+ * prefixed with its role when there are several turns); context is a string
+ * or an array of strings or of {"text"} objects, joined by blank lines;
+ * output and reference are strings. Strings are owned.
+ */
+struct judge_sample {
+    char *input, *output, *context, *reference;
+    char *app;      /* "app", or NULL */
+    char *model_id; /* the production model ("model_id"), or NULL */
+};
+
+/*
+ * Reads obj (borrowed) into *out (zeroed by the caller). Returns ASSAY_OK, or
+ * ASSAY_ERR_INVALID_ARGUMENT naming the field (a wrong type, no output) with
+ * *out cleared.
+ */
+enum assay_err judge_sample_from_json(const json_t *obj, struct judge_sample *out, char *errbuf);
+void judge_sample_clear(struct judge_sample *s);
+/* The borrowed view the judges take. */
+struct rubric_sample judge_sample_view(const struct judge_sample *s);
 
 #endif

@@ -13,5 +13,6 @@ struct command {
 };
 
 int cmd_version(int argc, char **argv);
+int cmd_judge(int argc, char **argv);
 
 #endif
