@@ -108,7 +108,9 @@ struct bedrock_client;
 struct bedrock_client *bedrock_client_new(const struct bedrock_options *opt, char *errbuf);
 /*
  * Waits for calls in progress to complete, then frees. Accepts NULL. Must
- * not be called from a callback. Free the transport first to cancel them.
+ * not be called from a callback. Free the transport first to cancel them
+ * (each completes with ASSAY_ERR_CANCELLED); once the transport is freed,
+ * bedrock_client_free is the only call left to make.
  */
 void bedrock_client_free(struct bedrock_client *c);
 
