@@ -161,7 +161,7 @@ int main(int argc, char **argv)
     }
     sc = scenario_new(o.scenario, o.seed != NULL, seed, errbuf);
     if (!sc) {
-        fprintf(stderr, "assay-emulator: scenario: %s\n", errbuf);
+        fprintf(stderr, "assay-emulator: %s: %s\n", o.scenario, errbuf);
         goto out;
     }
     if (o.log && !(log = fopen(o.log, "w"))) {

@@ -181,13 +181,12 @@ struct scenario *scenario_new(const char *path, bool seed_set, uint64_t seed, ch
         json_error_t jerr;
         s->root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
         if (!s->root) {
-            err = assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "%s:%d: %s", path, jerr.line,
+            err = assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "line %d: %s", jerr.line,
                                    jerr.text);
             goto out;
         }
         if (!json_is_object(s->root)) {
-            err =
-                assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "%s: must be an object", path);
+            err = assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "must be an object");
             goto out;
         }
         const char *key;
@@ -196,7 +195,7 @@ struct scenario *scenario_new(const char *path, bool seed_set, uint64_t seed, ch
         {
             if (strcmp(key, "seed") && strcmp(key, "default") && strcmp(key, "models")) {
                 err = assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                                       "%s: unknown key \"%s\" (seed, default, models)", path, key);
+                                       "unknown key \"%s\" (seed, default, models)", key);
                 goto out;
             }
         }
@@ -204,7 +203,7 @@ struct scenario *scenario_new(const char *path, bool seed_set, uint64_t seed, ch
         if (sv) {
             if (!json_is_integer(sv) || json_integer_value(sv) < 0) {
                 err = assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                                       "%s: seed: must be a non-negative integer", path);
+                                       "seed: must be a non-negative integer");
                 goto out;
             }
             s->seed = (uint64_t)json_integer_value(sv);
@@ -215,7 +214,7 @@ struct scenario *scenario_new(const char *path, bool seed_set, uint64_t seed, ch
         const json_t *models = json_object_get(s->root, "models");
         if (models && !json_is_object(models)) {
             err = assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                                   "%s: models: must be an object keyed by model id", path);
+                                   "models: must be an object keyed by model id");
             goto out;
         }
         s->models = xcalloc(json_object_size(models) + 1, sizeof *s->models);

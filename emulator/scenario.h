@@ -65,7 +65,8 @@ struct scenario;
 
 /*
  * Returns a new scenario from the JSON file at path (NULL path: no faults at
- * all), or NULL with errbuf naming the file and field. seed_set: use seed
+ * all), or NULL with errbuf naming the field and line (the caller names the
+ * file). seed_set: use seed
  * instead of the file's "seed".
  */
 struct scenario *scenario_new(const char *path, bool seed_set, uint64_t seed, char *errbuf);

@@ -80,6 +80,33 @@ int verify_sigv4(const struct verify_request *req, const struct verify_key *keys
     if (!key)
         return fail(code, code_size, message, message_size, "UnrecognizedClientException",
                     "The security token included in the request is invalid.");
+    /* The scope: AKID/date8/region/service/aws4_request, as AWS checks it. */
+    char scope[5][128];
+    size_t n_parts = 0;
+    for (const char *p = credential; n_parts < 5;) {
+        size_t len = strcspn(p, "/");
+        if (len >= sizeof scope[0])
+            break;
+        memcpy(scope[n_parts], p, len);
+        scope[n_parts++][len] = '\0';
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    if (n_parts != 5 || strcmp(scope[4], "aws4_request") != 0)
+        return fail(code, code_size, message, message_size, "IncompleteSignature",
+                    "Credential must have the form AKID/date/region/service/aws4_request");
+    char detail[256];
+    if (strcmp(scope[2], key->region) != 0) {
+        snprintf(detail, sizeof detail,
+                 "Credential should be scoped to a valid region, not '%.64s'. ", scope[2]);
+        return fail(code, code_size, message, message_size, "SignatureDoesNotMatch", detail);
+    }
+    if (strcmp(scope[3], key->service) != 0) {
+        snprintf(detail, sizeof detail, "Credential should be scoped to correct service: '%.64s'. ",
+                 key->service);
+        return fail(code, code_size, message, message_size, "SignatureDoesNotMatch", detail);
+    }
     if (!listed(signed_headers, "host"))
         return fail(code, code_size, message, message_size, "IncompleteSignature",
                     "The host header must be signed");
@@ -88,6 +115,10 @@ int verify_sigv4(const struct verify_request *req, const struct verify_key *keys
     if (!amz_date || clock_parse_iso8601(amz_date, &signed_ms) != 0)
         return fail(code, code_size, message, message_size, "IncompleteSignature",
                     "X-Amz-Date is missing or not a date");
+    if (!amz_date || strncmp(amz_date, scope[1], 8) != 0 || strlen(scope[1]) != 8)
+        return fail(code, code_size, message, message_size, "SignatureDoesNotMatch",
+                    "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of "
+                    "date from HTTP");
     if (signed_ms - server_ms > VERIFY_MAX_SKEW_MS || server_ms - signed_ms > VERIFY_MAX_SKEW_MS)
         return fail(code, code_size, message, message_size, "InvalidSignatureException",
                     "Signature expired: the signing time is more than 5 minutes from the "
