@@ -64,6 +64,7 @@ struct bedrock_client {
     /* transport thread only */
     struct budget *budgets;
     struct call *wait_head, *wait_tail;
+    int n_waiting;
     int in_flight;
     int dispatching;
 
@@ -260,10 +261,7 @@ static void stats_slots(struct bedrock_client *c)
     c->stats.in_flight = c->in_flight;
     if (c->in_flight > c->stats.in_flight_peak)
         c->stats.in_flight_peak = c->in_flight;
-    int q = 0;
-    for (struct call *w = c->wait_head; w; w = w->next)
-        q++;
-    c->stats.queued = q;
+    c->stats.queued = c->n_waiting;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -284,6 +282,7 @@ static void slot_release(struct bedrock_client *c)
         if (!c->wait_head)
             c->wait_tail = NULL;
         x->next = NULL;
+        c->n_waiting--;
         c->in_flight++;
         x->has_slot = 1;
         stats_slots(c);
@@ -310,6 +309,7 @@ static void slot_acquire(struct call *x)
     else
         c->wait_head = x;
     c->wait_tail = x;
+    c->n_waiting++;
     stats_slots(c);
 }
 
@@ -474,6 +474,7 @@ static void on_answer(void *ctx, enum assay_err err, struct http_request *req,
         return;
     }
     int64_t wait = retry_backoff_ms(&c->retry, x->res.attempts, cls, rng_next(c));
+    x->res.backoff_ms += wait;
     LOG_DEBUG("bedrock.retry", LOG_S("model_id", x->model_id),
               LOG_S("error_code", x->res.error_code[0] ? x->res.error_code : assay_err_name(err)),
               LOG_I("status", resp->status), LOG_I("attempt", x->res.attempts),

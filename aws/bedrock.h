@@ -70,6 +70,7 @@ struct bedrock_result {
     struct buf body;                               /* the last answer's body (JSON) */
     int attempts;                                  /* HTTP attempts sent, 1..max_attempts */
     int throttles;                                 /* attempts refused for throttling */
+    int64_t backoff_ms;                            /* retry waits drawn (full jitter), summed */
     int64_t latency_ms;                            /* submit to completion, waits included */
     int64_t input_tokens, output_tokens;           /* usage of the successful answer */
     int64_t cache_read_input_tokens, cache_write_input_tokens;

@@ -30,6 +30,7 @@
 /* The SDKs correct the clock when it is off by this much or more. */
 #define SKEW_THRESHOLD_MS 300000
 #define POLL_MS 1000
+#define TIMER_MAX_DELAY_MS (24LL * 3600 * 1000)
 
 /* One submitted request, from submit until its callback returns. */
 struct transfer {
@@ -798,6 +799,9 @@ enum assay_err http_transport_call_later(struct http_transport *t, int64_t delay
 {
     if (!t || !fn)
         return ASSAY_ERR_INVALID_ARGUMENT;
+    /* A day is as long as any wait here needs; the cap keeps the sum finite. */
+    if (delay_ms > TIMER_MAX_DELAY_MS)
+        delay_ms = TIMER_MAX_DELAY_MS;
     struct timer tm = {clock_mono_ms(NULL) + (delay_ms > 0 ? delay_ms : 0), 0, fn, ctx};
     pthread_mutex_lock(&t->mu);
     if (t->stopping) {

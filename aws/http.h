@@ -113,8 +113,7 @@ struct http_transport;
 
 /* NULL options: the defaults. Returns NULL (detail in errbuf) when libcurl or
  * the thread cannot start. */
-struct http_transport *http_transport_new(const struct http_transport_options *opt,
-                                          char *errbuf);
+struct http_transport *http_transport_new(const struct http_transport_options *opt, char *errbuf);
 /* Ends requests in flight (their callbacks get ASSAY_ERR_CANCELLED), stops the
  * thread, frees. Accepts NULL. Must not be called from a callback. */
 void http_transport_free(struct http_transport *t);
@@ -151,7 +150,8 @@ enum assay_err http_transport_perform(struct http_transport *t, struct http_requ
 typedef void (*http_timer_fn)(void *ctx, enum assay_err err);
 
 /*
- * Sets a timer (delay_ms <= 0: run on the transport thread's next turn).
+ * Sets a timer (delay_ms <= 0: run on the transport thread's next turn;
+ * delays above a day are cut to a day).
  * Returns ASSAY_OK, after which fn is called exactly once; or
  * ASSAY_ERR_INVALID_ARGUMENT (no t or fn) / ASSAY_ERR_CANCELLED (the
  * transport is shutting down), and fn is never called.

@@ -160,6 +160,7 @@ struct outcome {
     atomic_int done;
     enum assay_err err;
     int status, attempts, throttles;
+    int64_t backoff_ms;
     char code[64];
     char message[512];
     char body[1024];
@@ -175,6 +176,7 @@ static void record(void *ctx, enum assay_err err, const struct bedrock_result *r
     o->status = res->status;
     o->attempts = res->attempts;
     o->throttles = res->throttles;
+    o->backoff_ms = res->backoff_ms;
     snprintf(o->code, sizeof o->code, "%s", res->error_code);
     snprintf(o->message, sizeof o->message, "%s", res->error_message);
     snprintf(o->body, sizeof o->body, "%s", buf_cstr(&res->body));
@@ -595,4 +597,37 @@ TEST_CASE(wrong_secret_refused)
     CHECK_STR_EQ(o.code, "SignatureDoesNotMatch");
     CHECK_INT_EQ(o.attempts, 1);
     rig_stop(&r);
+}
+
+/* The jitter comes from the seeded generator: the same seed draws the same
+ * waits, another seed other ones; each within its full-jitter ceiling. */
+static int64_t backoff_with_seed(uint64_t seed)
+{
+    struct rig r = {0};
+    r.p.script[0] = (struct answer){429, "ThrottlingException", "{\"message\":\"slow\"}", 0};
+    r.p.n_script = 1;
+    struct bedrock_options opt = {.seed = seed};
+    retry_policy_init(&opt.retry);
+    opt.retry.max_attempts = 4;
+    opt.retry.throttle_base_ms = 40;
+    opt.retry.max_backoff_ms = 1000;
+    rig_start(&r, &opt);
+    struct outcome o = {0};
+    call(&r, MODEL, &o);
+    wait_done(&o, 1, 5000);
+    CHECK_INT_EQ(o.attempts, 4);
+    CHECK_INT_EQ(o.throttles, 4);
+    CHECK(o.backoff_ms >= 0 && o.backoff_ms <= 40 + 80 + 160);
+    rig_stop(&r);
+    return o.backoff_ms;
+}
+
+TEST_CASE(jitter_seeded)
+{
+    int64_t a = backoff_with_seed(99), b = backoff_with_seed(99);
+    CHECK_INT_EQ(a, b);
+    int differ = 0;
+    for (uint64_t s = 100; s < 104 && !differ; s++)
+        differ = backoff_with_seed(s) != a;
+    CHECK(differ);
 }
