@@ -358,9 +358,10 @@ static void judging_stop(struct judging *j)
     creds_provider_free(j->creds);
 }
 
-static void judge_all(struct judging *j, const struct rubric *rb, struct job_out *outs)
+static void judge_all(struct judging *j, const struct rubric *rb, struct job_out *outs,
+                      int n_samples)
 {
-    for (int i = 0; i < N_SAMPLES; i++) {
+    for (int i = 0; i < n_samples; i++) {
         struct buf in = BUF_INIT, out = BUF_INIT, ctx = BUF_INIT;
         sample_text(i, &in, &out, &ctx);
         struct rubric_sample s = {in.data, out.data, ctx.data, NULL};
@@ -373,9 +374,9 @@ static void judge_all(struct judging *j, const struct rubric *rb, struct job_out
     }
     for (int waited = 0; waited < 170000; waited += 20) {
         int n = 0;
-        for (int i = 0; i < N_SAMPLES; i++)
+        for (int i = 0; i < n_samples; i++)
             n += atomic_load(&outs[i].done);
-        if (n == N_SAMPLES)
+        if (n == n_samples)
             return;
         sleep_ms(20);
     }
@@ -423,7 +424,7 @@ TEST_CASE(three_hundred_under_faults)
     struct job_out *want = xcalloc(N_SAMPLES, sizeof *want);
     struct judging j;
     judging_start(&j, clean.url, 0);
-    judge_all(&j, rb, want);
+    judge_all(&j, rb, want, N_SAMPLES);
     judging_stop(&j);
     CHECK_INT_EQ(emulator_proc_stop(&clean), 0);
     for (int i = 0; i < N_SAMPLES; i++)
@@ -439,7 +440,7 @@ TEST_CASE(three_hundred_under_faults)
     struct job_out *got = xcalloc(N_SAMPLES, sizeof *got);
     int64_t t0 = clock_mono_ms(NULL);
     judging_start(&j, e.url, RPM);
-    judge_all(&j, rb, got);
+    judge_all(&j, rb, got, N_SAMPLES);
     int64_t took = clock_mono_ms(NULL) - t0;
     struct bedrock_stats st;
     bedrock_client_stats(j.b, &st);
@@ -509,6 +510,72 @@ TEST_CASE(three_hundred_under_faults)
     free(at);
 
     for (int i = 0; i < N_SAMPLES; i++) {
+        verdict_clear(&want[i].v);
+        verdict_clear(&got[i].v);
+    }
+    free(want);
+    free(got);
+    rubric_free(rb);
+}
+
+/* Malformed answers and max_tokens stops: each is asked again once, never
+ * scored from a guess. */
+TEST_CASE(malformed_answers_reasked)
+{
+    enum { N = 100 };
+    char path[1024];
+    snprintf(path, sizeof path, "%s/rubrics/faithfulness.json", test_source_dir());
+    struct rubric *rb = NULL;
+    REQUIRE_INT_EQ(rubric_load(path, &rb, NULL), ASSAY_OK);
+    struct emulator_proc clean, e;
+    REQUIRE_INT_EQ(emulator_proc_start(&clean, NULL, 0), 0);
+    struct job_out *want = xcalloc(N, sizeof *want);
+    struct judging j;
+    judging_start(&j, clean.url, 0);
+    judge_all(&j, rb, want, N);
+    judging_stop(&j);
+    CHECK_INT_EQ(emulator_proc_stop(&clean), 0);
+
+    REQUIRE_INT_EQ(emulator_proc_start(&e,
+                                       "{\"seed\": 11, \"default\": {\"malformed_rate\": 0.3, "
+                                       "\"max_tokens_rate\": 0.1}}",
+                                       0),
+                   0);
+    struct job_out *got = xcalloc(N, sizeof *got);
+    judging_start(&j, e.url, 0);
+    judge_all(&j, rb, got, N);
+    judging_stop(&j);
+    CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+    static const char *const reasons[] = {
+        "unparseable_response", "score_out_of_range", "no_score_in_text", "no_verdict",
+        "wrong_tool",           "no_tool_use",        "max_tokens"};
+    int scored = 0, reasked = 0;
+    for (int i = 0; i < N; i++) {
+        struct verdict *v = &got[i].v;
+        REQUIRE_INT_EQ(want[i].v.outcome, VERDICT_SCORED);
+        CHECK(v->attempts >= 1 && v->attempts <= 2); /* one re-ask at most */
+        reasked += v->attempts == 2;
+        if (v->outcome == VERDICT_SCORED) {
+            scored++;
+            CHECK_NEAR(v->raw_score, want[i].v.raw_score, 0);
+        } else {
+            int known = 0;
+            for (size_t k = 0; k < sizeof reasons / sizeof *reasons; k++)
+                known |= strcmp(v->reason, reasons[k]) == 0;
+            if (!known)
+                fprintf(stderr, "unexpected reason %s (%s)\n", v->reason, v->detail);
+            CHECK(known);
+        }
+    }
+    int requests = emulator_proc_log_count(&e, "\"status\":200");
+    int faults = requests - emulator_proc_log_count(&e, "\"fault\":\"\"");
+    printf("%d samples, %d malformed or cut answers among %d: %d re-asked, %d scored, %d "
+           "unscorable\n",
+           N, faults, requests, reasked, scored, N - scored);
+    CHECK_INT_EQ(requests, N + reasked);
+    CHECK(reasked > 0);
+    CHECK(scored >= N * 8 / 10);
+    for (int i = 0; i < N; i++) {
         verdict_clear(&want[i].v);
         verdict_clear(&got[i].v);
     }
