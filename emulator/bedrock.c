@@ -503,6 +503,18 @@ static bool check_request(struct check *c, const json_t *req, const char **force
     return true;
 }
 
+bool bedrock_request_check(const json_t *body, char *message, size_t size, const char **forced)
+{
+    struct check c;
+    const char *f = NULL;
+    c.message[0] = '\0';
+    bool ok = check_request(&c, body, &f);
+    snprintf(message, size, "%s", ok ? "" : c.message);
+    if (forced)
+        *forced = f;
+    return ok;
+}
+
 /* ---- usage ---- */
 
 static int64_t tokens_of(size_t chars)
@@ -777,10 +789,10 @@ static void handle(void *ctx, const struct router_request *req, struct router_re
                               "again.");
         goto out;
     }
-    struct check c;
+    char message[512];
     const char *forced = NULL;
-    if (!check_request(&c, body, &forced)) {
-        router_response_error(resp, 400, "ValidationException", c.message);
+    if (!bedrock_request_check(body, message, sizeof message, &forced)) {
+        router_response_error(resp, 400, "ValidationException", message);
         goto out;
     }
     const struct scenario_rule *rule = scenario_rule_for(b->scenario, model);

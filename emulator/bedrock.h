@@ -12,7 +12,9 @@
 #ifndef ASSAY_EMULATOR_BEDROCK_H
 #define ASSAY_EMULATOR_BEDROCK_H
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "emulator/router.h"
 #include "emulator/scenario.h"
@@ -23,6 +25,14 @@ struct bedrock;
 struct bedrock *bedrock_new(struct scenario *sc);
 /* Accepts NULL. */
 void bedrock_free(struct bedrock *b);
+
+/*
+ * Checks a Converse request body (borrowed) as the service does before
+ * answering. Returns true, or false with the ValidationException message in
+ * message (always terminated). *forced (may be NULL) is set to "tool" or
+ * "any" when toolChoice forces a tool, else NULL.
+ */
+bool bedrock_request_check(const json_t *body, char *message, size_t size, const char **forced);
 
 /* The router entry for Converse: signing name "bedrock". ctx is b. */
 struct router_service bedrock_service(struct bedrock *b);

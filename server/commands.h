@@ -13,6 +13,7 @@ struct command {
 };
 
 int cmd_version(int argc, char **argv);
+int cmd_backtest(int argc, char **argv);
 int cmd_judge(int argc, char **argv);
 
 #endif

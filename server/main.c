@@ -8,6 +8,7 @@
 #include <string.h>
 
 static const struct command commands[] = {
+    {"backtest", cmd_backtest, "replay a score stream through the regression detector"},
     {"judge", cmd_judge, "judge one sample (JSON on stdin) against one rubric"},
     {"version", cmd_version, "print the version and exit"},
 };
