@@ -44,7 +44,7 @@ struct call {
     bedrock_done_fn done;
     void *ctx;
     int64_t started_ms; /* monotonic */
-    double est_tokens;  /* input tokens estimated from the body */
+    double est_tokens;  /* reserved: input estimated from the body, plus maxTokens */
     int have_request;   /* took its request token for this attempt */
     int have_tokens;    /* took its token estimate for this attempt */
     int has_slot;
@@ -456,7 +456,8 @@ static void on_answer(void *ctx, enum assay_err err, struct http_request *req,
 
     if (ok) {
         /* The estimate was taken; charge the difference to the real usage. */
-        double used = (double)(x->res.input_tokens + x->res.output_tokens);
+        double used =
+            (double)(x->res.input_tokens + x->res.cache_write_input_tokens + x->res.output_tokens);
         ratelimit_charge(&x->budget->tokens, used - x->est_tokens, mono_now());
         finish(x, ASSAY_OK);
         return;
@@ -511,8 +512,17 @@ enum assay_err bedrock_converse(struct bedrock_client *c, const char *model_id, 
     x->done = done;
     x->ctx = ctx;
     x->started_ms = mono_now();
-    /* About four bytes a token for English text and JSON. */
+    /* What Bedrock reserves against the tokens-per-minute quota when a
+     * request starts: its input (about four bytes a token for English text
+     * and JSON) plus maxTokens; settled to the real usage afterwards. */
     x->est_tokens = (double)(body_len / 4 + 1);
+    if (c->tpm > 0) {
+        json_t *doc = json_loadb(body, body_len, 0, NULL);
+        json_t *mt = json_object_get(json_object_get(doc, "inferenceConfig"), "maxTokens");
+        if (json_is_integer(mt) && json_integer_value(mt) > 0)
+            x->est_tokens += (double)json_integer_value(mt);
+        json_decref(doc);
+    }
     buf_init(&x->res.body);
     http_response_init(&x->resp);
     struct buf url = BUF_INIT;

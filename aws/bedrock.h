@@ -10,8 +10,9 @@
  *
  * Pacing, per model id: a token bucket of requests per minute (every
  * attempt, retries included, takes one request) and one of tokens per minute
- * (an attempt takes an estimate of its input tokens before it goes; the real
- * usage, input plus output, is charged when the answer arrives). A
+ * (an attempt reserves what Bedrock reserves when a request starts, its
+ * estimated input tokens plus its maxTokens; the reservation is settled to
+ * the real input, cache-write and output tokens when the answer arrives). A
  * concurrency bound (max_concurrency) caps the attempts in flight; calls over
  * it wait in a FIFO queue. A call holds its slot while it waits for its
  * buckets, so that a request leaves as soon as its tokens are taken.

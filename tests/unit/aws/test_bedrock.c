@@ -631,3 +631,30 @@ TEST_CASE(jitter_seeded)
         differ = backoff_with_seed(s) != a;
     CHECK(differ);
 }
+
+/* maxTokens is reserved when a call starts, as Bedrock reserves it: two calls
+ * of maxTokens 300 do not both fit a bucket of 400, the second waits for the
+ * refill (1 token a millisecond) while the first is still unanswered. */
+TEST_CASE(max_tokens_reserved)
+{
+    struct rig r = {0};
+    r.p.script[0] = (struct answer){200, NULL, NULL, 400};
+    r.p.n_script = 1;
+    struct bedrock_options opt = {.tokens_per_minute = 60000, .tokens_burst = 400};
+    rig_start(&r, &opt);
+    static const char body[] =
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"hi\"}]}],"
+        "\"inferenceConfig\":{\"maxTokens\":300}}";
+    struct outcome o[2] = {0};
+    for (int i = 0; i < 2; i++) {
+        o[i].t = r.t;
+        REQUIRE_INT_EQ(bedrock_converse(r.b, MODEL, body, strlen(body), record, &o[i], NULL),
+                       ASSAY_OK);
+    }
+    wait_done(o, 2, 5000);
+    REQUIRE_INT_EQ(r.p.hits, 2);
+    int64_t gap = r.p.at_ms[1] - r.p.at_ms[0];
+    CHECK(gap >= 150); /* needs ~240 tokens more: ~240 ms */
+    CHECK(gap < 400);  /* and not held until the first answer settled */
+    rig_stop(&r);
+}
