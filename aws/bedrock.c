@@ -136,7 +136,7 @@ struct bedrock_client *bedrock_client_new(const struct bedrock_options *opt, cha
         return NULL;
     }
     struct signer_options so = {
-        .region = opt->region, .service = "bedrock", .creds = opt->creds, .sign_body = 0};
+        .region = opt->region, .service = "bedrock", .creds = opt->creds, .sign_body = 1};
     struct signer *signer = signer_new(&so, errbuf);
     if (!signer)
         return NULL;
@@ -533,7 +533,6 @@ enum assay_err bedrock_converse(struct bedrock_client *c, const char *model_id, 
     http_request_init(&x->req, "POST", url.data);
     buf_clear(&url);
     http_request_header_set(&x->req, "Content-Type", "application/json");
-    http_request_header_set(&x->req, "Accept", "application/json");
     buf_append(&x->req.body, body, body_len);
     x->req.timeout_ms = c->timeout_ms;
 

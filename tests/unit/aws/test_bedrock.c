@@ -50,7 +50,8 @@ struct peer {
     char uri[MAX_HITS][512];
     int64_t at_ms[MAX_HITS];
     int concurrent, concurrent_peak;
-    int input_tokens; /* reported usage */
+    int input_tokens;     /* reported usage */
+    int content_sha_seen; /* requests that carried X-Amz-Content-SHA256, signed */
     char last_code[64];
 };
 
@@ -75,6 +76,10 @@ static void peer_handler(void *ctx, const struct fake_request *req, struct fake_
     }
     if (good)
         p->verified++;
+    const char *auth = fake_request_header(req, "Authorization");
+    if (fake_request_header(req, "X-Amz-Content-SHA256") && auth &&
+        strstr(auth, "x-amz-content-sha256"))
+        p->content_sha_seen++;
     else
         snprintf(p->last_code, sizeof p->last_code, "%s", code);
     struct answer a = p->script[i < p->n_script ? i : p->n_script - 1];
@@ -283,6 +288,7 @@ TEST_CASE(arn_path_signed_on_the_wire)
         CHECK(o[i].latency_ms >= 0);
     }
     CHECK_INT_EQ(r.p.verified, 2);
+    CHECK_INT_EQ(r.p.content_sha_seen, 2); /* as @aws-sdk/client-bedrock-runtime sends it */
     int arn = strcmp(r.p.uri[0], r.p.uri[1]) < 0 ? 0 : 1; /* "/model/anthropic" < "/model/arn" */
     CHECK_STR_EQ(r.p.uri[!arn ? 1 : 0],
                  "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus."
