@@ -380,7 +380,7 @@ TEST_CASE(server_errors_bounded)
     r.p.script[0] =
         (struct answer){503, "ServiceUnavailableException", "{\"message\":\"busy\"}", 0};
     r.p.script[1] = (struct answer){500, NULL, "{\"__type\":\"InternalServerException\"}", 0};
-    r.p.script[2] = (struct answer){424, "ModelNotReadyException", "{\"message\":\"warming\"}", 0};
+    r.p.script[2] = (struct answer){429, "ModelNotReadyException", "{\"message\":\"warming\"}", 0};
     r.p.n_script = 3;
     struct bedrock_options opt = {0};
     retry_policy_init(&opt.retry);
@@ -399,7 +399,8 @@ TEST_CASE(server_errors_bounded)
     struct bedrock_stats st;
     bedrock_client_stats(r.b, &st);
     CHECK_INT_EQ(st.server_errors, 2);
-    CHECK_INT_EQ(st.client_errors, 2); /* 424 ModelNotReady: retried, counted as 4xx */
+    CHECK_INT_EQ(st.throttles, 2); /* 429 ModelNotReady: retried with the throttle base */
+    CHECK_INT_EQ(st.client_errors, 0);
     rig_stop(&r);
 }
 
