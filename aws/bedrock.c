@@ -31,6 +31,7 @@ struct budget {
     char *model_id;
     struct ratelimit requests;
     struct ratelimit tokens;
+    struct bedrock_stats stats; /* attempt-level counters of this model (under mu) */
     struct budget *next;
 };
 
@@ -121,8 +122,10 @@ static struct budget *budget_for(struct bedrock_client *c, const char *model_id)
     b->model_id = xstrdup(model_id);
     ratelimit_init(&b->requests, c->rpm, c->requests_burst, mono_now());
     ratelimit_init(&b->tokens, c->tpm, c->tokens_burst, mono_now());
+    pthread_mutex_lock(&c->mu); /* readers (stats) walk the list under it */
     b->next = c->budgets;
     c->budgets = b;
+    pthread_mutex_unlock(&c->mu);
     return b;
 }
 
@@ -211,6 +214,14 @@ void bedrock_client_stats(struct bedrock_client *c, struct bedrock_stats *out)
 {
     pthread_mutex_lock(&c->mu);
     *out = c->stats;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void bedrock_client_stats_each(struct bedrock_client *c, bedrock_model_stats_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&c->mu);
+    for (struct budget *b = c->budgets; b; b = b->next)
+        fn(ctx, b->model_id, &b->stats);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -370,8 +381,11 @@ static void pace(struct call *x)
     x->res.attempts++;
     pthread_mutex_lock(&c->mu);
     c->stats.invocations++;
-    if (x->res.attempts > 1)
+    x->budget->stats.invocations++;
+    if (x->res.attempts > 1) {
         c->stats.retries++;
+        x->budget->stats.retries++;
+    }
     pthread_mutex_unlock(&c->mu);
     signer_attach(c->signer, &x->req);
     enum assay_err err = http_transport_submit(c->t, &x->req, &x->resp, on_answer, x);
@@ -433,20 +447,24 @@ static void on_answer(void *ctx, enum assay_err err, struct http_request *req,
         x->res.throttles++;
 
     pthread_mutex_lock(&c->mu);
-    if (err == ASSAY_OK)
-        c->stats.latency_ms_sum += (uint64_t)(resp->elapsed_ms > 0 ? resp->elapsed_ms : 0);
-    if (ok) {
-        c->stats.successes++;
-        c->stats.input_tokens += (uint64_t)x->res.input_tokens;
-        c->stats.output_tokens += (uint64_t)x->res.output_tokens;
-        c->stats.cache_read_input_tokens += (uint64_t)x->res.cache_read_input_tokens;
-        c->stats.cache_write_input_tokens += (uint64_t)x->res.cache_write_input_tokens;
-    } else if (cls == RETRY_THROTTLED) {
-        c->stats.throttles++;
-    } else if (err == ASSAY_ERR_TIMEOUT || err == ASSAY_ERR_TRANSPORT || resp->status >= 500) {
-        c->stats.server_errors++;
-    } else if (err == ASSAY_OK && resp->status >= 400) {
-        c->stats.client_errors++;
+    struct bedrock_stats *both[2] = {&c->stats, &x->budget->stats};
+    for (int i = 0; i < 2; i++) {
+        struct bedrock_stats *st = both[i];
+        if (err == ASSAY_OK)
+            st->latency_ms_sum += (uint64_t)(resp->elapsed_ms > 0 ? resp->elapsed_ms : 0);
+        if (ok) {
+            st->successes++;
+            st->input_tokens += (uint64_t)x->res.input_tokens;
+            st->output_tokens += (uint64_t)x->res.output_tokens;
+            st->cache_read_input_tokens += (uint64_t)x->res.cache_read_input_tokens;
+            st->cache_write_input_tokens += (uint64_t)x->res.cache_write_input_tokens;
+        } else if (cls == RETRY_THROTTLED) {
+            st->throttles++;
+        } else if (err == ASSAY_ERR_TIMEOUT || err == ASSAY_ERR_TRANSPORT || resp->status >= 500) {
+            st->server_errors++;
+        } else if (err == ASSAY_OK && resp->status >= 400) {
+            st->client_errors++;
+        }
     }
     pthread_mutex_unlock(&c->mu);
 

@@ -128,6 +128,17 @@ enum assay_err bedrock_converse(struct bedrock_client *c, const char *model_id, 
 
 void bedrock_client_stats(struct bedrock_client *c, struct bedrock_stats *out);
 
+/*
+ * Per-model counters, for the JudgeModelId dimension: fn is called once for
+ * each model id the client has called, with that model's attempt-level
+ * counters (invocations, successes, throttles, client and server errors,
+ * retries, tokens, latency; the call and slot fields stay 0). Runs under
+ * the client's lock: fn must not call the client.
+ */
+typedef void (*bedrock_model_stats_fn)(void *ctx, const char *model_id,
+                                       const struct bedrock_stats *s);
+void bedrock_client_stats_each(struct bedrock_client *c, bedrock_model_stats_fn fn, void *ctx);
+
 /* The transport the client runs on (borrowed), for callers that set timers. */
 struct http_transport *bedrock_client_transport(const struct bedrock_client *c);
 

@@ -266,6 +266,21 @@ TEST_CASE(endpoint_default_and_override)
     http_transport_free(t);
 }
 
+struct per_model {
+    int models;
+    uint64_t arn_invocations, arn_input_tokens;
+};
+
+static void per_model_add(void *ctx, const char *model_id, const struct bedrock_stats *s)
+{
+    struct per_model *pm = ctx;
+    pm->models++;
+    if (strcmp(model_id, PROFILE_ARN) == 0) {
+        pm->arn_invocations = s->invocations;
+        pm->arn_input_tokens = s->input_tokens;
+    }
+}
+
 TEST_CASE(arn_path_signed_on_the_wire)
 {
     struct rig r = {0};
@@ -302,6 +317,11 @@ TEST_CASE(arn_path_signed_on_the_wire)
     CHECK_INT_EQ(st.successes, 2);
     CHECK_INT_EQ(st.input_tokens, 20);
     CHECK_INT_EQ(st.output_tokens, 14);
+    struct per_model pm = {0};
+    bedrock_client_stats_each(r.b, per_model_add, &pm);
+    CHECK_INT_EQ(pm.models, 2);
+    CHECK_INT_EQ(pm.arn_invocations, 1);
+    CHECK_INT_EQ(pm.arn_input_tokens, 10);
     rig_stop(&r);
 }
 
