@@ -16,6 +16,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/rng.h"
 
 #include <jansson.h>
 #include <openssl/rand.h>
@@ -60,7 +61,7 @@ struct bedrock_client {
     double rpm, tpm, requests_burst, tokens_burst;
     struct retry_policy retry;
     int64_t timeout_ms;
-    uint64_t rng;
+    struct rng rng; /* jitter; transport thread only */
 
     /* transport thread only */
     struct budget *budgets;
@@ -97,15 +98,6 @@ void bedrock_endpoint_default(const char *region, struct buf *out)
 {
     int china = strncmp(region, "cn-", 3) == 0;
     buf_appendf(out, "https://bedrock-runtime.%s.amazonaws.com%s", region, china ? ".cn" : "");
-}
-
-/* splitmix64: small, seedable, good enough for jitter. Transport thread only. */
-static uint64_t rng_next(struct bedrock_client *c)
-{
-    uint64_t z = (c->rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
 }
 
 static int64_t mono_now(void)
@@ -168,9 +160,10 @@ struct bedrock_client *bedrock_client_new(const struct bedrock_options *opt, cha
     else
         retry_policy_init(&c->retry);
     c->timeout_ms = opt->timeout_ms;
-    c->rng = opt->seed;
-    if (c->rng == 0 && RAND_bytes((unsigned char *)&c->rng, sizeof c->rng) != 1)
-        c->rng = (uint64_t)clock_now_ms(NULL) ^ (uint64_t)(uintptr_t)c;
+    uint64_t seed = opt->seed;
+    if (seed == 0 && RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)
+        seed = (uint64_t)clock_now_ms(NULL) ^ (uint64_t)(uintptr_t)c;
+    rng_seed(&c->rng, seed);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->idle, NULL);
     return c;
@@ -492,7 +485,7 @@ static void on_answer(void *ctx, enum assay_err err, struct http_request *req,
         finish(x, err);
         return;
     }
-    int64_t wait = retry_backoff_ms(&c->retry, x->res.attempts, cls, rng_next(c));
+    int64_t wait = retry_backoff_ms(&c->retry, x->res.attempts, cls, rng_next(&c->rng));
     x->res.backoff_ms += wait;
     LOG_DEBUG("bedrock.retry", LOG_S("model_id", x->model_id),
               LOG_S("error_code", x->res.error_code[0] ? x->res.error_code : assay_err_name(err)),
