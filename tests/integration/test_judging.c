@@ -581,7 +581,7 @@ TEST_CASE(malformed_answers_reasked)
            N, faults, requests, reasked, scored, N - scored);
     CHECK_INT_EQ(requests, N + reasked);
     CHECK(reasked > 0);
-    CHECK(scored >= N * 8 / 10);
+    CHECK(scored >= N * 7 / 10); /* expected ~86: 37% of answers faulty, 14% twice */
     for (int i = 0; i < N; i++) {
         verdict_clear(&want[i].v);
         verdict_clear(&got[i].v);
