@@ -15,5 +15,6 @@ struct command {
 int cmd_version(int argc, char **argv);
 int cmd_alarms(int argc, char **argv);
 int cmd_backtest(int argc, char **argv);
+int cmd_judge(int argc, char **argv);
 
 #endif
