@@ -192,7 +192,7 @@ static bool check_block(struct check *c, const json_t *block, const char *where,
                                           "reasoningContent",
                                           "citationsContent",
                                           "searchResult"};
-    const char *m;
+    const char *m = ""; /* set by union_member on success */
     char sub[128];
     if (!union_member(c, block, where, members, sizeof members / sizeof *members, &m))
         return false;
