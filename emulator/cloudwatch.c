@@ -303,10 +303,7 @@ static bool get_integer(struct check *c, const json_t *obj, const char *key, con
 /* -2^360 .. 2^360 (NaN and infinities cannot be written in JSON). */
 static bool value_ok(double v)
 {
-    static double limit;
-    if (limit == 0)
-        limit = ldexp(1.0, 360);
-    return isfinite(v) && fabs(v) <= limit;
+    return isfinite(v) && fabs(v) <= ldexp(1.0, 360);
 }
 
 /*
