@@ -683,7 +683,7 @@ struct query {
     bool return_data;
     int64_t *ts; /* the result, ascending */
     double *values;
-    size_t n;
+    size_t n, cap;
 };
 
 static bool id_ok(const char *id)
@@ -836,8 +836,11 @@ static void query_run(struct cloudwatch_emu *cw, struct query *q, int64_t start_
             default:
                 v = acc.sum / acc.count;
             }
-            q->ts = xrealloc(q->ts, (q->n + 1) * sizeof *q->ts);
-            q->values = xrealloc(q->values, (q->n + 1) * sizeof *q->values);
+            if (q->n == q->cap) {
+                q->cap = q->cap ? 2 * q->cap : 64;
+                q->ts = xrealloc(q->ts, q->cap * sizeof *q->ts);
+                q->values = xrealloc(q->values, q->cap * sizeof *q->values);
+            }
             q->ts[q->n] = bucket;
             q->values[q->n] = v;
             q->n++;

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <zlib.h>
 
@@ -964,6 +965,69 @@ TEST_CASE(cloudwatch_get_metric_data_paging)
     json_decref(results);
     cwc_clear(&c);
     CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+}
+
+struct inflight {
+    atomic_int done, ok;
+};
+
+static void put_done(void *ctx, const struct cloudwatch_result *res, const json_t *output)
+{
+    (void)output;
+    struct inflight *f = ctx;
+    if (res->err == ASSAY_OK)
+        atomic_fetch_add(&f->ok, 1);
+    atomic_fetch_add(&f->done, 1);
+}
+
+TEST_CASE(cloudwatch_concurrent_puts_sum_exactly)
+{
+    struct emulator_proc e;
+    REQUIRE_INT_EQ(emulator_proc_start(&e, NULL, 0), 0);
+    struct cwc c;
+    cwc_init(&c, &e, SECRET, 0, 3);
+    int64_t t0 = base_ms();
+    enum { REQUESTS = 64, PER = 50 };
+    static struct cloudwatch_datum d[REQUESTS][PER];
+    struct cloudwatch_dimension dims[3][1] = {{{"App", "a"}}, {{"App", "b"}}, {{"App", "c"}}};
+    double want_sum[3] = {0}, want_n[3] = {0};
+    for (int r = 0; r < REQUESTS; r++) {
+        for (int i = 0; i < PER; i++) {
+            int series = (r + i) % 3;
+            double v = (double)((r * PER + i) % 101) / 4.0; /* exact in binary */
+            d[r][i] = (struct cloudwatch_datum){.metric_name = "QualityScore",
+                                                .dimensions = dims[series],
+                                                .n_dimensions = 1,
+                                                .timestamp_ms = t0 + i * 1000,
+                                                .kind = CLOUDWATCH_DATUM_VALUE,
+                                                .value = v};
+            want_sum[series] += v;
+            want_n[series] += 1;
+        }
+    }
+    struct inflight f;
+    atomic_init(&f.done, 0);
+    atomic_init(&f.ok, 0);
+    char errbuf[ASSAY_ERRBUF_SIZE];
+    for (int r = 0; r < REQUESTS; r++)
+        REQUIRE_INT_EQ(cloudwatch_put_metric_data_submit(c.cw, NS, d[r], PER, put_done, &f, errbuf),
+                       ASSAY_OK);
+    for (int i = 0; i < 3000 && atomic_load(&f.done) < REQUESTS; i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    REQUIRE_INT_EQ(atomic_load(&f.done), REQUESTS);
+    CHECK_INT_EQ(atomic_load(&f.ok), REQUESTS);
+    for (int series = 0; series < 3; series++) {
+        json_t *s[5];
+        read_stats(&c, "QualityScore", dims[series], 1, 60, t0, t0 + 60000, s);
+        CHECK(json_array_size(s[0]) == 1 && at(s[0], 0) == want_n[series] &&
+              at(s[1], 0) == want_sum[series]);
+        free_stats(s);
+    }
+    cwc_clear(&c);
+    CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+    CHECK_INT_EQ(emulator_proc_log_count(&e, "\"datums\":50"), REQUESTS);
 }
 
 TEST_CASE(cloudwatch_bad_scenario_refused)
