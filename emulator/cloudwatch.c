@@ -1183,9 +1183,10 @@ static void put_metric_alarm(struct cloudwatch_emu *cw, const json_t *in,
     int64_t now_ms = clock_now_ms(NULL);
     json_t *alarm = json_deep_copy(in);
     json_object_del(alarm, "Tags");
-    char arn[512];
-    snprintf(arn, sizeof arn, "arn:aws:cloudwatch:%s:" ACCOUNT_ID ":alarm:%s", cw->region, name);
-    json_object_set_new(alarm, "AlarmArn", json_string(arn));
+    struct buf arn = BUF_INIT;
+    buf_appendf(&arn, "arn:aws:cloudwatch:%s:" ACCOUNT_ID ":alarm:%s", cw->region, name);
+    json_object_set_new(alarm, "AlarmArn", json_string(buf_cstr(&arn)));
+    buf_clear(&arn);
     static const char *const lists[] = {"OKActions", "AlarmActions", "InsufficientDataActions",
                                         "Dimensions"};
     for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)

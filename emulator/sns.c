@@ -329,16 +329,22 @@ static void publish(struct sns_emu *s, const struct router_request *req, const s
                     const struct scenario_decision *d, struct router_response *resp)
 {
     for (size_t i = 0; i < f->n; i++) {
+        if (!utf8_ok(f->values[i]) || !utf8_ok(f->names[i])) {
+            invalid(req, resp, "Invalid parameter: parameter %zu is not valid UTF-8", i + 1);
+            return;
+        }
         bool ok = attribute_param_ok(f->names[i]);
         for (size_t k = 0; k < sizeof known / sizeof *known && !ok; k++)
             ok = strcmp(f->names[i], known[k]) == 0;
         if (!ok) {
-            invalid(req, resp, "Invalid parameter: %.100s is not a parameter of Publish",
-                    f->names[i]);
-            return;
-        }
-        if (!utf8_ok(f->values[i])) {
-            invalid(req, resp, "Invalid parameter: %.100s is not valid UTF-8", f->names[i]);
+            char name[112];
+            size_t n = strlen(f->names[i]);
+            if (n > 100) /* clipped at a UTF-8 boundary */
+                for (n = 100; n > 0 && ((unsigned char)f->names[i][n] & 0xc0) == 0x80; n--)
+                    ;
+            memcpy(name, f->names[i], n);
+            name[n] = '\0';
+            invalid(req, resp, "Invalid parameter: %s is not a parameter of Publish", name);
             return;
         }
     }
