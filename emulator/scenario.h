@@ -3,7 +3,9 @@
  * (format in emulator/README.md) gives, for a default rule and per model id,
  * the rates of throttling, 5xx, model-not-ready and timeouts, added latency,
  * malformed answers and max_tokens stops, and switches such as refusing
- * forced tools. scenario_decide draws one request's fate from a generator
+ * forced tools; and, for the CloudWatch and SNS services (top-level
+ * "cloudwatch" and "sns" keys), throttling and 5xx rates, latency and outage
+ * windows. scenario_decide draws one request's fate from a generator
  * seeded by (seed, rule, the rule's request count), so a given seed and
  * request order always give the same faults (common/rng's generator).
  *
