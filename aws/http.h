@@ -59,6 +59,10 @@ struct http_request {
     size_t max_response_bytes;  /* 0 = the transport's default */
     int direct;                 /* 1: never through a proxy (link-local metadata
                                    endpoints, as the AWS SDKs do for IMDS) */
+    const char *redact_header;  /* optional, borrowed: one more header whose value
+                                   libcurl's debug lines show as [redacted] (a
+                                   webhook's secret header); Authorization,
+                                   X-Amz-Security-Token, Cookie... always are */
     http_sign_fn sign;          /* optional */
     void *sign_ctx;
 };
@@ -113,8 +117,7 @@ struct http_transport;
 
 /* NULL options: the defaults. Returns NULL (detail in errbuf) when libcurl or
  * the thread cannot start. */
-struct http_transport *http_transport_new(const struct http_transport_options *opt,
-                                          char *errbuf);
+struct http_transport *http_transport_new(const struct http_transport_options *opt, char *errbuf);
 /* Ends requests in flight (their callbacks get ASSAY_ERR_CANCELLED), stops the
  * thread, frees. Accepts NULL. Must not be called from a callback. */
 void http_transport_free(struct http_transport *t);
