@@ -487,6 +487,15 @@ static const char *channel_target(const struct delivery *d)
     return d->channel == SNS_CHANNEL ? d->n->cfg.sns_topic_arn : d->n->targets[d->channel];
 }
 
+/* Clears d's request, wiping header values first (one of them is a secret). */
+static void request_wipe(struct http_request *req)
+{
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (req->headers[i].value)
+            secure_zero(req->headers[i].value, strlen(req->headers[i].value));
+    http_request_clear(req);
+}
+
 /* Unlinks and frees d; the lock is held. */
 static void delivery_finish(struct delivery *d)
 {
@@ -497,7 +506,7 @@ static void delivery_finish(struct delivery *d)
             break;
         }
     n->pending--;
-    http_request_clear(&d->req);
+    request_wipe(&d->req);
     http_response_clear(&d->resp);
     free(d->body);
     free(d);
@@ -641,7 +650,7 @@ static void hmac_header(const char *secret, int64_t now_s, const char *body, siz
 static void webhook_request_build(struct notify *n, struct delivery *d, int64_t timeout_ms)
 {
     const struct notify_webhook_config *w = &n->cfg.webhooks[d->channel];
-    http_request_clear(&d->req);
+    request_wipe(&d->req);
     http_response_clear(&d->resp);
     http_request_init(&d->req, "POST", w->url);
     http_response_init(&d->resp);
@@ -788,8 +797,14 @@ struct notify *notify_new(const struct notify_options *opt, char *errbuf)
                                       .throttle_base_ms = n->cfg.base_ms,
                                       .max_backoff_ms = n->cfg.max_backoff_ms};
     n->targets = n->cfg.n_webhooks ? xcalloc(n->cfg.n_webhooks, sizeof *n->targets) : NULL;
-    for (size_t i = 0; i < n->cfg.n_webhooks; i++)
+    for (size_t i = 0; i < n->cfg.n_webhooks; i++) {
         n->targets[i] = url_target(n->cfg.webhooks[i].url);
+        if (n->cfg.webhooks[i].auth == NOTIFY_AUTH_TOKEN &&
+            strncmp(n->cfg.webhooks[i].url, "http://", 7) == 0)
+            LOG_WARN("notify.plaintext_secret", LOG_S("target", n->targets[i]),
+                     LOG_S("advice", "the token travels unencrypted over http://; use "
+                                     "https:// or auth \"hmac\""));
+    }
     rng_seed(&n->rng, opt->seed ? opt->seed : (uint64_t)clock_now_ms(NULL) ^ (uintptr_t)n);
     pthread_mutex_init(&n->lock, NULL);
     pthread_condattr_t ca;
