@@ -367,7 +367,7 @@ static enum assay_err request_build(struct sns *s, const struct sns_publish_inpu
     snprintf(length, sizeof length, "%zu", req->body.len);
     http_request_header_set(req, "Content-Type", CONTENT_TYPE);
     http_request_header_set(req, "Content-Length", length);
-    req->timeout_ms = s->timeout_ms;
+    req->timeout_ms = in->timeout_ms > 0 ? in->timeout_ms : s->timeout_ms;
     signer_attach(s->signer, req);
     return ASSAY_OK;
 }

@@ -54,6 +54,7 @@ struct sns_publish_input {
     const char *topic_arn; /* required */
     const char *message;   /* required */
     const char *subject;   /* optional (NULL: left out); for email subscribers */
+    int64_t timeout_ms;    /* per attempt; 0: the client's (sns_options.timeout_ms) */
 };
 
 struct sns_result {

@@ -427,6 +427,7 @@ struct delivery {
     int attempts;
     int in_flight;
     int64_t next_at_ms; /* monotonic */
+    int64_t timeout_ms; /* of the current attempt */
     int64_t started_ms; /* monotonic, of the current attempt */
     struct http_request req;
     struct http_response resp;
@@ -677,8 +678,10 @@ static void attempt_start(struct notify *n, struct delivery *d)
     char errbuf[ASSAY_ERRBUF_SIZE] = "";
     enum assay_err err;
     if (d->channel == SNS_CHANNEL) {
-        struct sns_publish_input in = {
-            .topic_arn = n->cfg.sns_topic_arn, .message = d->body, .subject = d->subject};
+        struct sns_publish_input in = {.topic_arn = n->cfg.sns_topic_arn,
+                                       .message = d->body,
+                                       .subject = d->subject,
+                                       .timeout_ms = d->timeout_ms};
         err = sns_publish_submit(n->sns, &in, sns_done, d, errbuf);
     } else {
         err = http_transport_submit(n->transport, &d->req, &d->resp, webhook_done, d);
@@ -741,6 +744,7 @@ static void *run(void *arg)
                 d->in_flight = 1;
                 d->attempts++;
                 d->started_ms = now;
+                d->timeout_ms = timeout;
                 if (d->channel != SNS_CHANNEL)
                     webhook_request_build(n, d, timeout);
                 due[n_due++] = d;

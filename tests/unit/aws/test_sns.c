@@ -317,15 +317,15 @@ TEST_CASE(validation_before_sending)
         struct sns_publish_input in;
         enum assay_err want;
     } cases[] = {
-        {{NULL, "m", NULL}, ASSAY_ERR_INVALID_ARGUMENT},
-        {{"topic", "m", NULL}, ASSAY_ERR_INVALID_ARGUMENT},
-        {{TOPIC, "", NULL}, ASSAY_ERR_INVALID_ARGUMENT},
-        {{TOPIC, "bad \xc3\x28 utf-8", NULL}, ASSAY_ERR_INVALID_ARGUMENT},
-        {{TOPIC, big, NULL}, ASSAY_ERR_TOO_LARGE},
-        {{TOPIC, "m", subject}, ASSAY_ERR_INVALID_ARGUMENT},
-        {{TOPIC, "m", "two\nlines"}, ASSAY_ERR_INVALID_ARGUMENT},
-        {{TOPIC, "m", "caf\xc3\xa9"}, ASSAY_ERR_INVALID_ARGUMENT},
-        {{TOPIC, "m", ""}, ASSAY_ERR_INVALID_ARGUMENT},
+        {{NULL, "m", NULL, 0}, ASSAY_ERR_INVALID_ARGUMENT},
+        {{"topic", "m", NULL, 0}, ASSAY_ERR_INVALID_ARGUMENT},
+        {{TOPIC, "", NULL, 0}, ASSAY_ERR_INVALID_ARGUMENT},
+        {{TOPIC, "bad \xc3\x28 utf-8", NULL, 0}, ASSAY_ERR_INVALID_ARGUMENT},
+        {{TOPIC, big, NULL, 0}, ASSAY_ERR_TOO_LARGE},
+        {{TOPIC, "m", subject, 0}, ASSAY_ERR_INVALID_ARGUMENT},
+        {{TOPIC, "m", "two\nlines", 0}, ASSAY_ERR_INVALID_ARGUMENT},
+        {{TOPIC, "m", "caf\xc3\xa9", 0}, ASSAY_ERR_INVALID_ARGUMENT},
+        {{TOPIC, "m", "", 0}, ASSAY_ERR_INVALID_ARGUMENT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct sns_result res;
@@ -336,7 +336,7 @@ TEST_CASE(validation_before_sending)
     /* The limits themselves are allowed. */
     subject[SNS_MAX_SUBJECT_LEN] = '\0';
     big[SNS_MAX_MESSAGE_BYTES] = '\0';
-    struct sns_publish_input edge = {TOPIC, big, subject};
+    struct sns_publish_input edge = {TOPIC, big, subject, 0};
     CHECK_INT_EQ(sns_publish_validate(&edge, NULL), ASSAY_OK);
     CHECK_INT_EQ(r.peer.hits, 0);
     free(big);

@@ -423,7 +423,7 @@ TEST_CASE(subject_short_and_printable)
     s.app = longapp;
     notify_subject_format(&s, &ev, out, sizeof out);
     CHECK_INT_EQ(strlen(out), SNS_MAX_SUBJECT_LEN);
-    struct sns_publish_input in = {TOPIC, "m", out};
+    struct sns_publish_input in = {TOPIC, "m", out, 0};
     CHECK_INT_EQ(sns_publish_validate(&in, NULL), ASSAY_OK);
 }
 
