@@ -657,6 +657,7 @@ static void fault_error(struct router_response *resp, enum scenario_fault f)
                               "Model has timed out in processing the request. Try your request "
                               "again.");
         break;
+    case SCENARIO_FAULT_OUTAGE: /* model rules have no outages; drawn for services only */
     case SCENARIO_FAULT_NONE:
         break;
     }

@@ -1,14 +1,16 @@
 /*
  * emulator/main: the assay-emulator program, the local stand-in for the AWS
- * services assay calls (Bedrock Runtime Converse now; CloudWatch joins as a
- * second entry of the service table). Parses the command line, loads the
+ * services assay calls (Bedrock Runtime Converse, CloudWatch, SNS Publish:
+ * one entry each in the service table). Parses the command line, loads the
  * scenario, starts the router on 127.0.0.1, announces the port, and stops
  * cleanly on SIGTERM or SIGINT. Usage in emulator/README.md and --help.
  */
 #include "common/log.h"
 #include "emulator/bedrock.h"
+#include "emulator/cloudwatch.h"
 #include "emulator/router.h"
 #include "emulator/scenario.h"
+#include "emulator/sns.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -25,9 +27,12 @@ static const char usage_text[] =
     "                      [--region R] [--port-file FILE] [--log FILE]\n"
     "                      [--access-key-id ID --secret-access-key SECRET] [--verbose]\n"
     "\n"
-    "Serves Bedrock Runtime Converse (POST /model/{modelId}/converse) on 127.0.0.1,\n"
-    "verifying SigV4 (service \"bedrock\") strictly, with faults from a seeded scenario\n"
-    "and a deterministic judge model. See emulator/README.md.\n"
+    "Serves Bedrock Runtime Converse (POST /model/{modelId}/converse), CloudWatch\n"
+    "(PutMetricData, GetMetricData, PutMetricAlarm, DescribeAlarms, DeleteAlarms;\n"
+    "JSON 1.0 on POST /) and SNS Publish (query protocol on POST /) on 127.0.0.1,\n"
+    "verifying SigV4 (services \"bedrock\", \"monitoring\", \"sns\") strictly, with\n"
+    "faults from a seeded scenario and a deterministic judge model. See\n"
+    "emulator/README.md.\n"
     "\n"
     "  --listen ADDR        127.0.0.1:PORT; port 0 (the default) picks a free one\n"
     "  --scenario FILE      fault plan (JSON); default: no faults\n"
@@ -127,6 +132,8 @@ int main(int argc, char **argv)
     int rc = 1;
     struct scenario *sc = NULL;
     struct bedrock *bedrock = NULL;
+    struct cloudwatch_emu *cloudwatch = NULL;
+    struct sns_emu *sns = NULL;
     struct router *router = NULL;
     FILE *log = NULL;
     static atomic_bool stopping;
@@ -179,7 +186,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     bedrock = bedrock_new(sc);
-    struct router_service services[] = {bedrock_service(bedrock)};
+    cloudwatch = cloudwatch_emu_new(sc, o.region);
+    sns = sns_emu_new(sc, o.region);
+    struct router_service services[] = {bedrock_service(bedrock),
+                                        cloudwatch_emu_service(cloudwatch), sns_emu_service(sns)};
     struct router_key keys[] = {{o.akid, o.secret}};
     struct router_config cfg = {.host = host,
                                 .port = port,
@@ -212,6 +222,8 @@ int main(int argc, char **argv)
 out:
     router_stop(router);
     bedrock_free(bedrock);
+    cloudwatch_emu_free(cloudwatch);
+    sns_emu_free(sns);
     scenario_free(sc);
     if (log)
         fclose(log);

@@ -149,6 +149,8 @@ static void log_request(struct router *r, const struct router_request *req,
     if (!line)
         line = json_pack("{s:s, s:I, s:s, s:i, s:s}", "time", when, "seq", (json_int_t)req->seq,
                          "service", service, "status", resp->status, "error", resp->error_code);
+    if (line && json_is_object(resp->log_extra))
+        json_object_update(line, resp->log_extra);
     char *text = json_dumps(line, JSON_COMPACT);
     pthread_mutex_lock(&r->log_lock);
     if (text) {
@@ -175,8 +177,12 @@ static void dispatch(struct router *r, const struct router_request *req,
     }
     *service_name = svc->name;
     if (too_large) {
-        router_response_error(resp, 413, "RequestEntityTooLarge",
-                              "Request body is larger than the service accepts.");
+        if (svc->error)
+            svc->error(svc->ctx, req, resp, 413, "RequestEntityTooLarge",
+                       "Request body is larger than the service accepts.");
+        else
+            router_response_error(resp, 413, "RequestEntityTooLarge",
+                                  "Request body is larger than the service accepts.");
         return;
     }
     struct verify_key keys[8];
@@ -196,7 +202,10 @@ static void dispatch(struct router *r, const struct router_request *req,
     char code[64], message[256];
     if (verify_sigv4(&vr, keys, n, clock_now_ms(NULL), code, sizeof code, message,
                      sizeof message) != 0) {
-        router_response_error(resp, 403, code, message);
+        if (svc->error)
+            svc->error(svc->ctx, req, resp, 403, code, message);
+        else
+            router_response_error(resp, 403, code, message);
         snprintf(resp->fault, sizeof resp->fault, "auth");
         return;
     }
@@ -231,6 +240,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     req.body = buf_cstr(&st->body);
     req.body_len = st->body.len;
     req.seq = atomic_fetch_add(&r->seq, 1);
+    request_id(r, req.seq, req.request_id);
     MHD_get_connection_values(con, MHD_HEADER_KIND, collect_header, &req);
 
     struct router_response resp;
@@ -241,11 +251,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     dispatch(r, &req, &resp, &service, st->too_large);
     hold(r, resp.delay_ms);
 
-    char id[37];
-    request_id(r, req.seq, id);
     struct MHD_Response *mr = MHD_create_response_from_buffer(
         resp.body.len, (void *)buf_cstr(&resp.body), MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(mr, "x-amzn-RequestId", id);
+    MHD_add_response_header(mr, "x-amzn-RequestId", req.request_id);
     for (size_t i = 0; i < resp.n_headers; i++)
         MHD_add_response_header(mr, resp.header_names[i], resp.header_values[i]);
     enum MHD_Result ret = MHD_queue_response(con, (unsigned)resp.status, mr);
@@ -259,6 +267,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         free(resp.header_values[i]);
     }
     buf_clear(&resp.body);
+    json_decref(resp.log_extra);
     return ret;
 }
 

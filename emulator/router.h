@@ -6,7 +6,7 @@
  * SigV4 signature for that service's signing name before the service sees it,
  * answers, and writes one JSON line per request to the request log.
  *
- * Services: one file each (emulator/bedrock.c; CloudWatch will join), given
+ * Services: one file each (emulator/bedrock.c, cloudwatch.c, sns.c), given
  * as a table of struct router_service to router_start.
  * Threading: handlers run on connection threads, concurrently; a service's
  * ctx must be thread-safe.
@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <jansson.h>
 
 #include "aws/sigv4.h"
 #include "common/buf.h"
@@ -36,7 +38,8 @@ struct router_request {
     size_t n_headers;
     const char *body; /* NUL-terminated after body_len bytes */
     size_t body_len;
-    uint64_t seq; /* 0, 1, ... in order of arrival at the router */
+    uint64_t seq;        /* 0, 1, ... in order of arrival at the router */
+    char request_id[37]; /* the x-amzn-RequestId the answer carries */
 };
 
 /* What a service answers; the router sends it and logs it. */
@@ -53,6 +56,7 @@ struct router_response {
     char error_code[64];
     char fault[32]; /* what the scenario injected, "" for none */
     int64_t input_tokens, output_tokens, cache_read_tokens, cache_write_tokens;
+    json_t *log_extra; /* optional object of further log fields; the router takes it */
 };
 
 struct router_service {
@@ -60,6 +64,13 @@ struct router_service {
     const char *signing_name; /* SigV4 service name: "bedrock", "monitoring" */
     bool (*match)(void *ctx, const struct router_request *req);
     void (*handle)(void *ctx, const struct router_request *req, struct router_response *resp);
+    /*
+     * Optional: writes an error the router raises for this service (signature
+     * refused, body too large) in the service's own protocol. NULL:
+     * router_response_error (restJson1).
+     */
+    void (*error)(void *ctx, const struct router_request *req, struct router_response *resp,
+                  int status, const char *code, const char *message);
     void *ctx;
 };
 

@@ -5,6 +5,7 @@
 #include "emulator/scenario.h"
 
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/rng.h"
 
 #include <math.h>
@@ -18,12 +19,23 @@ struct model_rule {
     uint64_t count;
 };
 
+struct service_state {
+    const char *name; /* "cloudwatch", "sns" */
+    struct scenario_service_rule rule;
+    uint64_t count;
+};
+
+static const char *const service_names[] = {"cloudwatch", "sns"};
+#define N_SERVICES (sizeof service_names / sizeof *service_names)
+
 struct scenario {
     json_t *root; /* keeps the answers arrays alive */
     uint64_t seed;
     struct model_rule def;
     struct model_rule *models;
     size_t n_models;
+    struct service_state services[N_SERVICES];
+    int64_t start_ms; /* monotonic, when loaded: the origin of outage times */
     pthread_mutex_t lock;
 };
 
@@ -162,6 +174,104 @@ static enum assay_err parse_rule(const json_t *obj, struct scenario_rule *r, con
     return ASSAY_OK;
 }
 
+static enum assay_err get_bound(const json_t *obj, const char *key, int64_t *out, const char *where,
+                                char *errbuf)
+{
+    const json_t *v = json_object_get(obj, key);
+    *out = -1;
+    if (!v)
+        return ASSAY_OK;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                "%s.%s: must be a non-negative integer", where, key);
+    *out = (int64_t)json_integer_value(v);
+    return ASSAY_OK;
+}
+
+static enum assay_err parse_outage(const json_t *obj, struct scenario_outage *o, const char *where,
+                                   char *errbuf)
+{
+    enum assay_err err;
+    if (!json_is_object(obj))
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "%s: must be an object", where);
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        if (strcmp(key, "from_request") && strcmp(key, "to_request") && strcmp(key, "from_ms") &&
+            strcmp(key, "to_ms"))
+            return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                    "%s: unknown key \"%s\" (from_request, to_request, from_ms, "
+                                    "to_ms)",
+                                    where, key);
+    }
+    if ((err = get_bound(obj, "from_request", &o->from_request, where, errbuf)) ||
+        (err = get_bound(obj, "to_request", &o->to_request, where, errbuf)) ||
+        (err = get_bound(obj, "from_ms", &o->from_ms, where, errbuf)) ||
+        (err = get_bound(obj, "to_ms", &o->to_ms, where, errbuf)))
+        return err;
+    bool by_request = o->from_request >= 0 || o->to_request >= 0;
+    bool by_time = o->from_ms >= 0 || o->to_ms >= 0;
+    if (by_request == by_time)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                "%s: give from_request/to_request or from_ms/to_ms, not both "
+                                "nor neither",
+                                where);
+    if ((by_request && o->to_request >= 0 && o->to_request < o->from_request) ||
+        (by_time && o->to_ms >= 0 && o->to_ms < o->from_ms))
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "%s: ends before it starts",
+                                where);
+    if (o->from_request < 0 && by_request)
+        o->from_request = 0;
+    if (o->from_ms < 0 && by_time)
+        o->from_ms = 0;
+    return ASSAY_OK;
+}
+
+static enum assay_err parse_service_rule(const json_t *obj, struct scenario_service_rule *r,
+                                         const char *where, char *errbuf)
+{
+    enum assay_err err;
+    if (!json_is_object(obj))
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "%s: must be an object", where);
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        if (strcmp(key, "throttle_rate") && strcmp(key, "error_rate") &&
+            strcmp(key, "latency_ms") && strcmp(key, "jitter_ms") && strcmp(key, "outage"))
+            return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                    "%s: unknown key \"%s\" (throttle_rate, error_rate, "
+                                    "latency_ms, jitter_ms, outage)",
+                                    where, key);
+    }
+    if ((err = get_rate(obj, "throttle_rate", &r->throttle_rate, where, errbuf)) ||
+        (err = get_rate(obj, "error_rate", &r->error_rate, where, errbuf)) ||
+        (err = get_ms(obj, "latency_ms", &r->latency_ms, where, errbuf)) ||
+        (err = get_ms(obj, "jitter_ms", &r->jitter_ms, where, errbuf)))
+        return err;
+    if (r->throttle_rate + r->error_rate > 1 + 1e-9)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                "%s: throttle_rate + error_rate must not exceed 1", where);
+    const json_t *outages = json_object_get(obj, "outage");
+    if (outages) {
+        if (!json_is_array(outages) || json_array_size(outages) > 1000)
+            return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                    "%s.outage: must be an array of at most 1000 windows", where);
+        r->outages = xcalloc(json_array_size(outages) + 1, sizeof *r->outages);
+        size_t i;
+        json_array_foreach(outages, i, v)
+        {
+            char w[128];
+            snprintf(w, sizeof w, "%s.outage[%zu]", where, i);
+            if ((err = parse_outage(v, &r->outages[r->n_outages], w, errbuf)))
+                return err;
+            r->n_outages++;
+        }
+    }
+    return ASSAY_OK;
+}
+
 struct scenario *scenario_new(const char *path, bool seed_set, uint64_t seed, char *errbuf)
 {
     struct scenario *s = xcalloc(1, sizeof *s);
@@ -169,6 +279,9 @@ struct scenario *scenario_new(const char *path, bool seed_set, uint64_t seed, ch
     s->def.rule.timeout_ms = 60000;
     s->def.rule.malformed_kinds = SCENARIO_MALFORMED_ALL;
     s->seed = 1;
+    s->start_ms = clock_mono_ms(NULL);
+    for (size_t i = 0; i < N_SERVICES; i++)
+        s->services[i].name = service_names[i];
     enum assay_err err = ASSAY_OK;
     if (path) {
         json_error_t jerr;
@@ -186,9 +299,20 @@ struct scenario *scenario_new(const char *path, bool seed_set, uint64_t seed, ch
         json_t *v;
         json_object_foreach(s->root, key, v)
         {
-            if (strcmp(key, "seed") && strcmp(key, "default") && strcmp(key, "models")) {
+            bool service = false;
+            for (size_t i = 0; i < N_SERVICES; i++) {
+                if (strcmp(key, service_names[i]) == 0) {
+                    service = true;
+                    if ((err = parse_service_rule(v, &s->services[i].rule, key, errbuf)))
+                        goto out;
+                }
+            }
+            if (!service && strcmp(key, "seed") && strcmp(key, "default") &&
+                strcmp(key, "models")) {
                 err = assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                                       "unknown key \"%s\" (seed, default, models)", key);
+                                       "unknown key \"%s\" (seed, default, models, cloudwatch, "
+                                       "sns)",
+                                       key);
                 goto out;
             }
         }
@@ -239,6 +363,8 @@ void scenario_free(struct scenario *s)
     for (size_t i = 0; i < s->n_models; i++)
         free(s->models[i].model_id);
     free(s->models);
+    for (size_t i = 0; i < N_SERVICES; i++)
+        free(s->services[i].rule.outages);
     json_decref(s->root);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -305,4 +431,45 @@ void scenario_decide(struct scenario *s, const char *model_id, struct scenario_d
     } else if (u_max < r->max_tokens_rate) {
         out->max_tokens = true;
     }
+}
+
+static bool in_outage(const struct scenario_service_rule *r, uint64_t index, int64_t elapsed_ms)
+{
+    for (size_t i = 0; i < r->n_outages; i++) {
+        const struct scenario_outage *o = &r->outages[i];
+        if (o->from_request >= 0 && (int64_t)index >= o->from_request &&
+            (o->to_request < 0 || (int64_t)index < o->to_request))
+            return true;
+        if (o->from_ms >= 0 && elapsed_ms >= o->from_ms && (o->to_ms < 0 || elapsed_ms < o->to_ms))
+            return true;
+    }
+    return false;
+}
+
+void scenario_service_decide(struct scenario *s, const char *service, struct scenario_decision *out)
+{
+    memset(out, 0, sizeof *out);
+    struct service_state *st = NULL;
+    for (size_t i = 0; i < N_SERVICES && !st; i++)
+        if (strcmp(s->services[i].name, service) == 0)
+            st = &s->services[i];
+    if (!st)
+        return;
+    const struct scenario_service_rule *r = &st->rule;
+    pthread_mutex_lock(&s->lock);
+    uint64_t index = st->count++;
+    pthread_mutex_unlock(&s->lock);
+    struct rng g;
+    rng_seed(&g, hash_str(service) + index);
+    rng_seed(&g, rng_next(&g) ^ s->seed);
+    out->index = index;
+    double u_fault = rng_uniform(&g), u_5xx = rng_uniform(&g), u_jitter = rng_uniform(&g);
+    out->nonce = rng_next(&g);
+    out->delay_ms = r->latency_ms + (int64_t)floor(u_jitter * (double)r->jitter_ms);
+    if (in_outage(r, index, clock_mono_ms(NULL) - s->start_ms))
+        out->fault = SCENARIO_FAULT_OUTAGE;
+    else if (u_fault < r->throttle_rate)
+        out->fault = SCENARIO_FAULT_THROTTLE;
+    else if (u_fault < r->throttle_rate + r->error_rate)
+        out->fault = u_5xx < 0.5 ? SCENARIO_FAULT_INTERNAL : SCENARIO_FAULT_UNAVAILABLE;
 }

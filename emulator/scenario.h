@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -27,6 +28,7 @@ enum scenario_fault {
     SCENARIO_FAULT_INTERNAL,    /* 500 InternalServerException */
     SCENARIO_FAULT_UNAVAILABLE, /* 503 ServiceUnavailableException */
     SCENARIO_FAULT_TIMEOUT,     /* held for timeout_ms, then 408 ModelTimeoutException */
+    SCENARIO_FAULT_OUTAGE,      /* inside an outage window: 503 for every call */
 };
 
 enum scenario_malformed {
@@ -49,6 +51,24 @@ struct scenario_rule {
     bool not_found;                /* -> 404 ResourceNotFoundException */
     bool access_denied;            /* -> 403 AccessDeniedException */
     const json_t *answers;         /* [{"match": s, "text": s}] for plain prompts, or NULL */
+};
+
+/*
+ * An outage window of a service (CloudWatch, SNS): the requests numbered
+ * [from_request, to_request) under the service's count, or those arriving
+ * [from_ms, to_ms) after the scenario was loaded. A bound of -1 is absent.
+ */
+struct scenario_outage {
+    int64_t from_request, to_request;
+    int64_t from_ms, to_ms;
+};
+
+/* The faults of a whole service (top-level "cloudwatch" or "sns" key). */
+struct scenario_service_rule {
+    double throttle_rate, error_rate; /* exclusive; sum <= 1 */
+    int64_t latency_ms, jitter_ms;
+    struct scenario_outage *outages;
+    size_t n_outages;
 };
 
 /* One request's fate. */
@@ -78,5 +98,16 @@ uint64_t scenario_seed(const struct scenario *s);
 const struct scenario_rule *scenario_rule_for(const struct scenario *s, const char *model_id);
 /* Draws the next request's fate under model_id's rule. Thread-safe. */
 void scenario_decide(struct scenario *s, const char *model_id, struct scenario_decision *out);
+
+/*
+ * Draws the next request's fate under a service's rule ("cloudwatch",
+ * "sns"): SCENARIO_FAULT_OUTAGE inside an outage window, else THROTTLE,
+ * INTERNAL or UNAVAILABLE at the rule's rates, and the latency. Each service
+ * counts its own requests; request i's draws come from (seed, service, i), so
+ * a seed and a request order give the same fates. A service the file does
+ * not name has no faults. Thread-safe.
+ */
+void scenario_service_decide(struct scenario *s, const char *service,
+                             struct scenario_decision *out);
 
 #endif

@@ -6,6 +6,9 @@
 #include "common/err.h"
 #include "emulator/scenario.h"
 
+#include <stdbool.h>
+#include <time.h>
+
 static const char *write_file(const char *name, const char *text)
 {
     static char path[1024];
@@ -132,6 +135,15 @@ TEST_CASE(errors_name_the_field)
         {"{\"default\": {\"answers\": [{\"match\": 1}]}}", "default.answers"},
         {"{\"default\": {\"not_found\": 1}}", "default.not_found"},
         {"{\"seed\": 1, \"seed\": 2}", "line 1"},
+        {"{\"cloudwatch\": {\"not_ready_rate\": 0.1}}", "cloudwatch: unknown key"},
+        {"{\"cloudwatch\": {\"throttle_rate\": 0.6, \"error_rate\": 0.6}}", "cloudwatch:"},
+        {"{\"sns\": {\"outage\": {}}}", "sns.outage"},
+        {"{\"sns\": {\"outage\": [{\"from_request\": -1}]}}", "sns.outage[0].from_request"},
+        {"{\"cloudwatch\": {\"outage\": [{\"to_ms\": 5, \"to_request\": 5}]}}",
+         "cloudwatch.outage[0]"},
+        {"{\"cloudwatch\": {\"outage\": [{\"from_ms\": 5, \"to_ms\": 4}]}}",
+         "cloudwatch.outage[0]: ends before it starts"},
+        {"{\"sqs\": {}}", "unknown key \"sqs\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *path = write_file("bad.json", cases[i].text);
@@ -142,4 +154,60 @@ TEST_CASE(errors_name_the_field)
             CHECK_STR_EQ(errbuf, cases[i].want);
         scenario_free(s);
     }
+}
+
+TEST_CASE(service_rules)
+{
+    const char *path = write_file(
+        "s.json", "{\"seed\": 9, \"cloudwatch\": {\"throttle_rate\": 0.25, \"error_rate\": 0.1, "
+                  "\"latency_ms\": 3, \"outage\": [{\"from_request\": 10, \"to_request\": 20}, "
+                  "{\"from_request\": 9990}]}, \"default\": {\"throttle_rate\": 1}}");
+    char errbuf[ASSAY_ERRBUF_SIZE];
+    enum { N = 10000 };
+    static char a[2][N + 1];
+    for (int run = 0; run < 2; run++) {
+        struct scenario *s = scenario_new(path, false, 0, errbuf);
+        REQUIRE(s != NULL);
+        for (int i = 0; i < N; i++) {
+            struct scenario_decision d;
+            scenario_service_decide(s, "cloudwatch", &d);
+            CHECK_INT_EQ(d.index, i);
+            CHECK_INT_EQ(d.delay_ms, 3);
+            a[run][i] = (char)('0' + d.fault);
+            /* SNS has no rule: no faults, whatever the default (a model rule) says. */
+            scenario_service_decide(s, "sns", &d);
+            CHECK_INT_EQ(d.fault, SCENARIO_FAULT_NONE);
+        }
+        a[run][N] = '\0';
+        scenario_free(s);
+    }
+    CHECK_STR_EQ(a[0], a[1]);
+    int throttled = 0, server = 0;
+    for (int i = 0; i < N; i++) {
+        bool outage = (i >= 10 && i < 20) || i >= 9990;
+        CHECK_INT_EQ(a[0][i] == '0' + SCENARIO_FAULT_OUTAGE, outage);
+        throttled += a[0][i] == '0' + SCENARIO_FAULT_THROTTLE;
+        server +=
+            a[0][i] == '0' + SCENARIO_FAULT_INTERNAL || a[0][i] == '0' + SCENARIO_FAULT_UNAVAILABLE;
+    }
+    /* 4 standard deviations around 25% and 10% of the 9,980 outside the outages. */
+    CHECK(throttled > 2322 && throttled < 2668);
+    CHECK(server > 878 && server < 1118);
+}
+
+TEST_CASE(service_outage_by_time)
+{
+    const char *path =
+        write_file("s.json", "{\"sns\": {\"outage\": [{\"from_ms\": 0, \"to_ms\": 200}]}}");
+    char errbuf[ASSAY_ERRBUF_SIZE];
+    struct scenario *s = scenario_new(path, false, 0, errbuf);
+    REQUIRE(s != NULL);
+    struct scenario_decision d;
+    scenario_service_decide(s, "sns", &d);
+    CHECK_INT_EQ(d.fault, SCENARIO_FAULT_OUTAGE);
+    struct timespec ts = {0, 250 * 1000000L};
+    nanosleep(&ts, NULL);
+    scenario_service_decide(s, "sns", &d);
+    CHECK_INT_EQ(d.fault, SCENARIO_FAULT_NONE);
+    scenario_free(s);
 }
