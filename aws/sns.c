@@ -151,10 +151,12 @@ enum assay_err sns_publish_validate(const struct sns_publish_input *in, char *er
                                 "sns Publish: Message is not valid UTF-8");
     if (in->subject) {
         size_t n = strlen(in->subject);
-        if (n == 0 || n > SNS_MAX_SUBJECT_LEN || !printable_ascii(in->subject))
+        if (n == 0 || n > SNS_MAX_SUBJECT_LEN || !printable_ascii(in->subject) ||
+            in->subject[0] == ' ')
             return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                     "sns Publish: Subject must be 1-%d printable ASCII "
-                                    "characters (no control characters or line breaks)",
+                                    "characters (no control characters or line breaks), not "
+                                    "starting with a space",
                                     SNS_MAX_SUBJECT_LEN);
     }
     return ASSAY_OK;

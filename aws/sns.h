@@ -15,7 +15,8 @@
  * Validation before anything is sent: TopicArn 1-1024 printable ASCII
  * characters starting with "arn:"; Message non-empty valid UTF-8 of at most
  * SNS_MAX_MESSAGE_BYTES bytes; Subject (optional) 1-SNS_MAX_SUBJECT_LEN
- * printable ASCII characters (no control characters, no line breaks).
+ * printable ASCII characters (no control characters, no line breaks), not
+ * starting with a space ("begins with a letter, number, or punctuation mark").
  *
  * Retries: sns_publish retries throttling, 5xx and network faults with capped
  * exponential backoff and full jitter (aws/retry; jitter bits from a

@@ -326,6 +326,7 @@ TEST_CASE(validation_before_sending)
         {{TOPIC, "m", "two\nlines", 0}, ASSAY_ERR_INVALID_ARGUMENT},
         {{TOPIC, "m", "caf\xc3\xa9", 0}, ASSAY_ERR_INVALID_ARGUMENT},
         {{TOPIC, "m", "", 0}, ASSAY_ERR_INVALID_ARGUMENT},
+        {{TOPIC, "m", " leading space", 0}, ASSAY_ERR_INVALID_ARGUMENT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct sns_result res;
