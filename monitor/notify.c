@@ -612,16 +612,13 @@ static void sns_done(void *ctx, enum assay_err err, const struct sns_result *res
 {
     struct delivery *d = ctx;
     struct notify *n = d->n;
-    struct outcome o = {.err = err == ASSAY_OK ? ASSAY_OK : err,
+    /* err is ASSAY_OK only for a 200 with a MessageId (aws/sns). */
+    struct outcome o = {.err = err,
                         .status = res->status,
                         .code = res->error_code,
                         .cls = res->retry,
                         .detail = res->errbuf,
                         .message_id = res->message_id};
-    /* An SNS answer that is not a success is an error even when HTTP said 200
-     * (no MessageId): status alone must not count it delivered. */
-    if (err != ASSAY_OK && o.status >= 200 && o.status < 300)
-        o.status = 0;
     pthread_mutex_lock(&n->lock);
     delivery_outcome(d, &o);
     pthread_mutex_unlock(&n->lock);
