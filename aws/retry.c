@@ -46,9 +46,15 @@ static const char *const throttle_codes[] = {
 };
 
 static const char *const transient_codes[] = {
-    "ServiceUnavailableException", "ModelNotReadyException", "ModelTimeoutException",
-    "InternalServerException",     "InternalFailure",        "ServiceUnavailable",
-    "InternalServerError",         "RequestTimeout",         "RequestTimeoutException",
+    "ServiceUnavailableException",
+    "ModelNotReadyException",
+    "ModelTimeoutException",
+    "InternalServerException",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "InternalServerError",
+    "RequestTimeout",
+    "RequestTimeoutException",
     "InternalError", /* SNS, STS */
 };
 
