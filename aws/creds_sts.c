@@ -8,6 +8,7 @@
 #include "aws/credentials.h"
 
 #include "aws/creds_private.h"
+#include "aws/sigv4.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
@@ -227,24 +228,14 @@ out:
 
 /* ---- the provider ---- */
 
+/* One key=value pair of a form body, both RFC 3986-encoded (aws/sigv4.h). */
 static void form_add(struct buf *b, const char *key, const char *value)
 {
-    static const char hex[] = "0123456789ABCDEF";
     if (b->len)
         buf_append_char(b, '&');
-    buf_append_str(b, key);
+    sigv4_uri_encode(b, key, strlen(key));
     buf_append_char(b, '=');
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-        unsigned char c = *p;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            buf_append_char(b, (char)c);
-        } else {
-            buf_append_char(b, '%');
-            buf_append_char(b, hex[c >> 4]);
-            buf_append_char(b, hex[c & 15]);
-        }
-    }
+    sigv4_uri_encode(b, value, strlen(value));
 }
 
 /* The STS endpoint: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, else regional. */

@@ -401,8 +401,10 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata)
 }
 
 /* Header names whose values never reach a log line. */
-static int is_secret_header(const char *line, size_t name_len)
+static int is_secret_header(const char *line, size_t name_len, const char *extra)
 {
+    if (extra && strlen(extra) == name_len && strncasecmp(line, extra, name_len) == 0)
+        return 1;
     static const char *const names[] = {
         "authorization", "proxy-authorization", "x-amz-security-token", "x-aws-ec2-metadata-token",
         "cookie",        "set-cookie"};
@@ -413,8 +415,8 @@ static int is_secret_header(const char *line, size_t name_len)
 }
 
 /* One line of libcurl's own messages, at debug level; header values that
- * carry secrets are replaced. */
-static void log_curl_line(const char *kind, const char *p, size_t n)
+ * carry secrets (and the request's redact_header) are replaced. */
+static void log_curl_line(const char *kind, const char *p, size_t n, const char *redact)
 {
     while (n > 0 && is_space(p[n - 1]))
         n--;
@@ -424,7 +426,7 @@ static void log_curl_line(const char *kind, const char *p, size_t n)
     if (n >= sizeof line)
         n = sizeof line - 1;
     const char *colon = memchr(p, ':', n);
-    if (strcmp(kind, "text") != 0 && colon && is_secret_header(p, (size_t)(colon - p)))
+    if (strcmp(kind, "text") != 0 && colon && is_secret_header(p, (size_t)(colon - p), redact))
         n = (size_t)snprintf(line, sizeof line, "%.*s: [redacted]", (int)(colon - p), p);
     else
         memcpy(line, p, n);
@@ -435,7 +437,8 @@ static void log_curl_line(const char *kind, const char *p, size_t n)
 static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *userdata)
 {
     (void)easy;
-    (void)userdata;
+    const struct transfer *x = userdata;
+    const char *redact = x && x->req ? x->req->redact_header : NULL;
     const char *kind;
     switch (type) {
     case CURLINFO_TEXT:
@@ -454,7 +457,7 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        log_curl_line(kind, p, len);
+        log_curl_line(kind, p, len, redact);
         p += len + (nl ? 1 : 0);
     }
     return 0;
@@ -634,6 +637,7 @@ static enum assay_err setup_easy(struct http_transport *t, struct transfer *x)
         curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
     if (log_enabled(LOG_LEVEL_DEBUG)) {
         curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+        curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
         curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     }
 

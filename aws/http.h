@@ -59,6 +59,10 @@ struct http_request {
     size_t max_response_bytes;  /* 0 = the transport's default */
     int direct;                 /* 1: never through a proxy (link-local metadata
                                    endpoints, as the AWS SDKs do for IMDS) */
+    const char *redact_header;  /* optional, borrowed: one more header whose value
+                                   libcurl's debug lines show as [redacted] (a
+                                   webhook's secret header); Authorization,
+                                   X-Amz-Security-Token, Cookie... always are */
     http_sign_fn sign;          /* optional */
     void *sign_ctx;
 };

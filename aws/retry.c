@@ -41,12 +41,21 @@ static const char *const throttle_codes[] = {
     "SlowDown",
     "PriorRequestNotComplete",
     "EC2ThrottledException",
+    "Throttled",     /* SNS (ThrottledException, HTTP 429) */
+    "KMSThrottling", /* SNS, when KMS throttles an encrypted topic (HTTP 400) */
 };
 
 static const char *const transient_codes[] = {
-    "ServiceUnavailableException", "ModelNotReadyException", "ModelTimeoutException",
-    "InternalServerException",     "InternalFailure",        "ServiceUnavailable",
-    "InternalServerError",         "RequestTimeout",         "RequestTimeoutException",
+    "ServiceUnavailableException",
+    "ModelNotReadyException",
+    "ModelTimeoutException",
+    "InternalServerException",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "InternalServerError",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError", /* SNS, STS */
 };
 
 void retry_policy_init(struct retry_policy *p)

@@ -38,9 +38,9 @@ void retry_policy_init(struct retry_policy *p);
  *   - Codes that are never retried (ValidationException, AccessDeniedException,
  *     and the other client faults): none, whatever the status.
  *   - Throttling codes (ThrottlingException, Throttling, TooManyRequestsException,
- *     ...) or status 429: throttled.
+ *     SNS's Throttled and KMSThrottling, ...) or status 429: throttled.
  *   - ServiceUnavailableException, ModelNotReadyException, ModelTimeoutException,
- *     InternalServerException, InternalFailure, ServiceUnavailable, or status
+ *     InternalServerException, InternalFailure, InternalError, ServiceUnavailable, or status
  *     500/502/503/504: transient.
  */
 enum retry_class retry_classify(enum assay_err transport_err, int status, const char *error_code);

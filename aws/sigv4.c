@@ -366,17 +366,33 @@ static bool is_escape(const char *p, const char *end)
            hexval((unsigned char)p[2]) >= 0;
 }
 
+size_t sigv4_uri_encode_byte(unsigned char c, char out[3])
+{
+    if (unreserved(c)) {
+        out[0] = (char)c;
+        return 1;
+    }
+    out[0] = '%';
+    out[1] = HEXUP[c >> 4];
+    out[2] = HEXUP[c & 15];
+    return 3;
+}
+
+void sigv4_uri_encode(struct buf *out, const char *p, size_t n)
+{
+    buf_reserve(out, n);
+    for (size_t i = 0; i < n; i++) {
+        char e[3];
+        buf_append(out, e, sigv4_uri_encode_byte((unsigned char)p[i], e));
+    }
+}
+
 /* RFC 3986 encoding of n bytes (unreserved kept, all else %XX). */
 static void put_encoded(struct sink *s, const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (unreserved(c)) {
-            put_c(s, (char)c);
-        } else {
-            char e[3] = {'%', HEXUP[c >> 4], HEXUP[c & 15]};
-            put(s, e, 3);
-        }
+        char e[3];
+        put(s, e, sigv4_uri_encode_byte((unsigned char)p[i], e));
     }
 }
 
@@ -416,10 +432,11 @@ static int enc_it_next(struct enc_it *it)
     } else {
         c = (unsigned char)*it->p++;
     }
-    if (unreserved(c))
+    char e[3];
+    if (sigv4_uri_encode_byte(c, e) == 1)
         return c;
-    it->pend[0] = HEXUP[c >> 4];
-    it->pend[1] = HEXUP[c & 15];
+    it->pend[0] = e[1];
+    it->pend[1] = e[2];
     it->npend = 2;
     return '%';
 }
@@ -830,8 +847,8 @@ static enum assay_err put_path(struct sink *s, const char *path, bool normalize,
                 put(s, p, 3);
                 p += 2;
             } else {
-                char e[3] = {'%', HEXUP[c >> 4], HEXUP[c & 15]};
-                put(s, e, 3);
+                char e[3];
+                put(s, e, sigv4_uri_encode_byte(c, e));
             }
         }
         return ASSAY_OK;

@@ -151,6 +151,20 @@ bool sigv4_key_cache_get(struct sigv4_key_cache *cache, const struct sigv4_crede
                          uint8_t key[32]);
 
 /*
+ * RFC 3986 percent-encoding, the one routine of aws/ (SigV4 canonical paths
+ * and queries, and the form bodies of the AWS query protocol, STS and SNS,
+ * which the AWS SDKs encode the same way: the JavaScript SDK's
+ * extendedEncodeURIComponent, botocore's quote(safe="-_.~")): the unreserved
+ * bytes A-Z a-z 0-9 - . _ ~ are kept, every other byte (UTF-8 bytes one by
+ * one, space as %20, never '+') becomes %XX in upper case.
+ *
+ * sigv4_uri_encode_byte writes one byte's encoding into out and returns its
+ * length (1 or 3); sigv4_uri_encode appends n bytes' encoding to out.
+ */
+size_t sigv4_uri_encode_byte(unsigned char c, char out[3]);
+void sigv4_uri_encode(struct buf *out, const char *p, size_t n);
+
+/*
  * Staged functions: each stage of the algorithm on its own, for tests and for
  * reading. Each appends to out (it does not reset it).
  *

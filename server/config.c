@@ -305,10 +305,11 @@ static enum assay_err load_aws(const struct loader *l, const json_t *root, struc
         (err = get_string(l, endpoints, "aws.endpoints", "bedrock_runtime", NULL,
                           &c->aws.bedrock_endpoint)) ||
         (err = get_string(l, endpoints, "aws.endpoints", "cloudwatch", NULL,
-                          &c->aws.cloudwatch_endpoint)))
+                          &c->aws.cloudwatch_endpoint)) ||
+        (err = get_string(l, endpoints, "aws.endpoints", "sns", NULL, &c->aws.sns_endpoint)))
         return err;
     if (endpoints) {
-        static const char *const eknown[] = {"bedrock_runtime", "cloudwatch", NULL};
+        static const char *const eknown[] = {"bedrock_runtime", "cloudwatch", "sns", NULL};
         warn_unknown(l, endpoints, "aws.endpoints", eknown);
     }
     if (!c->aws.region) {
@@ -327,8 +328,11 @@ static enum assay_err load_aws(const struct loader *l, const json_t *root, struc
         const char *w = env(l, "AWS_ENDPOINT_URL_CLOUDWATCH");
         if (!c->aws.bedrock_endpoint && (b || global))
             c->aws.bedrock_endpoint = xstrdup(b ? b : global);
+        const char *n = env(l, "AWS_ENDPOINT_URL_SNS");
         if (!c->aws.cloudwatch_endpoint && (w || global))
             c->aws.cloudwatch_endpoint = xstrdup(w ? w : global);
+        if (!c->aws.sns_endpoint && (n || global))
+            c->aws.sns_endpoint = xstrdup(n ? n : global);
     }
     return ASSAY_OK;
 }
@@ -516,6 +520,7 @@ void config_free(struct config *c)
     free(c->aws.region);
     free(c->aws.bedrock_endpoint);
     free(c->aws.cloudwatch_endpoint);
+    free(c->aws.sns_endpoint);
     free(c->aws.profile);
     free(c->judge.model_id);
     free(c->rubrics_dir);

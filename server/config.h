@@ -10,7 +10,8 @@
  * AWS settings follow the SDKs: the region comes from aws.region, else
  * AWS_REGION / AWS_DEFAULT_REGION / the profile (aws/credentials), else
  * us-east-1; endpoint overrides from AWS_ENDPOINT_URL_BEDROCK_RUNTIME,
- * AWS_ENDPOINT_URL_CLOUDWATCH and AWS_ENDPOINT_URL, or aws.endpoints.
+ * AWS_ENDPOINT_URL_CLOUDWATCH, AWS_ENDPOINT_URL_SNS and AWS_ENDPOINT_URL, or
+ * aws.endpoints.
  *
  * Ownership: config_load returns a new config the caller frees with
  * config_free; every string and array inside belongs to it. Read-only after
@@ -53,6 +54,7 @@ struct config {
         char *region;              /* resolved; never NULL after loading */
         char *bedrock_endpoint;    /* override, or NULL for the regional endpoint */
         char *cloudwatch_endpoint; /* override, or NULL */
+        char *sns_endpoint;        /* override, or NULL (monitor.notify.sns_topic_arn) */
         char *profile;             /* aws.profile, or NULL (AWS_PROFILE) */
     } aws;
 

@@ -894,3 +894,20 @@ TEST_CASE(threads_share_cache)
     sigv4_key_cache_free(cache);
     sigv4_signed_clear(&out);
 }
+
+/* The one RFC 3986 encoder of aws/ (SigV4 canonicalisation, STS and SNS form bodies). */
+TEST_CASE(uri_encode_rfc3986)
+{
+    struct buf b = BUF_INIT;
+    const char in[] = "AZaz09-._~ +/:=&%!*'()\xc3\xa9";
+    sigv4_uri_encode(&b, in, sizeof in - 1);
+    CHECK_STR_EQ(buf_cstr(&b), "AZaz09-._~%20%2B%2F%3A%3D%26%25%21%2A%27%28%29%C3%A9");
+    buf_reset(&b);
+    sigv4_uri_encode(&b, "a\0b", 3); /* bytes, not a C string */
+    CHECK_STR_EQ(buf_cstr(&b), "a%00b");
+    buf_clear(&b);
+    char e[3];
+    CHECK_INT_EQ(sigv4_uri_encode_byte('~', e), 1);
+    CHECK_INT_EQ(sigv4_uri_encode_byte(0xff, e), 3);
+    CHECK(memcmp(e, "%FF", 3) == 0);
+}

@@ -152,6 +152,15 @@ TEST_CASE(aws_environment)
     CHECK_STR_EQ(c->aws.region, "ap-south-1");
     CHECK_STR_EQ(c->aws.bedrock_endpoint, "http://127.0.0.1:9999");
     CHECK_STR_EQ(c->aws.cloudwatch_endpoint, "http://127.0.0.1:4566");
+    CHECK_STR_EQ(c->aws.sns_endpoint, "http://127.0.0.1:4566");
+    config_free(c);
+    struct fake_env sns = {{"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SNS"},
+                           {"http://127.0.0.1:4566", "http://127.0.0.1:4575"}};
+    c = parse_ok("{}", &sns);
+    CHECK_STR_EQ(c->aws.sns_endpoint, "http://127.0.0.1:4575");
+    config_free(c);
+    c = parse_ok("{\"aws\":{\"endpoints\":{\"sns\":\"http://s\"}}}", &sns);
+    CHECK_STR_EQ(c->aws.sns_endpoint, "http://s");
     config_free(c);
     /* the file's own settings win over the environment */
     c = parse_ok(
