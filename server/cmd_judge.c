@@ -6,9 +6,6 @@
  * stdout. Exit status: 0 with a verdict (scored or unscorable), 1 on an
  * error (config, rubric, sample, credentials), 2 on a usage error.
  */
-#include "aws/bedrock.h"
-#include "aws/credentials.h"
-#include "aws/http.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/jsonutil.h"
@@ -17,16 +14,16 @@
 #include "judges/llm.h"
 #include "judges/redact.h"
 #include "judges/rubric.h"
+#include "server/awsenv.h"
 #include "server/commands.h"
 #include "server/config.h"
+#include "server/confpath.h"
 
 #include <jansson.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define STDIN_MAX ((size_t)16 * 1024 * 1024)
 
@@ -74,25 +71,6 @@ static void on_verdict(void *ctx, enum assay_err err, struct verdict *v)
     pthread_mutex_unlock(&w->mu);
 }
 
-static int is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* rubrics_dir as given when it exists from here; else beside the config file. */
-static char *rubrics_path(const struct config *cfg)
-{
-    const char *dir = cfg->rubrics_dir;
-    if (dir[0] == '/' || is_dir(dir) || !cfg->path)
-        return xstrdup(dir);
-    char *copy = xstrdup(cfg->path);
-    struct buf b = BUF_INIT;
-    buf_appendf(&b, "%s/%s", dirname(copy), dir);
-    free(copy);
-    return buf_detach(&b, NULL);
-}
-
 static enum assay_err read_stdin(struct buf *out, char *errbuf)
 {
     char chunk[65536];
@@ -106,62 +84,6 @@ static enum assay_err read_stdin(struct buf *out, char *errbuf)
     if (ferror(stdin))
         return assay_errbuf_set(errbuf, ASSAY_ERR_IO, "could not read stdin");
     return ASSAY_OK;
-}
-
-/* The AWS side: transports, credentials, the Bedrock client, the LLM judge. */
-struct aws_side {
-    struct http_transport *t;       /* Bedrock calls */
-    struct http_transport *creds_t; /* credential fetches (never the signing thread's) */
-    struct creds_provider *creds;
-    struct bedrock_client *bedrock;
-    struct llm_judge *llm;
-};
-
-static enum assay_err aws_start(const struct config *cfg, struct aws_side *a, char *errbuf)
-{
-    struct http_transport_options to = {.timeout_ms = cfg->judge.timeout_ms,
-                                        .ca_file = getenv("AWS_CA_BUNDLE")};
-    a->t = http_transport_new(&to, errbuf);
-    if (!a->t)
-        return ASSAY_ERR_INTERNAL;
-    a->creds_t = http_transport_new(&to, errbuf);
-    if (!a->creds_t)
-        return ASSAY_ERR_INTERNAL;
-    struct creds_options co = {.transport = a->creds_t, .profile = cfg->aws.profile};
-    a->creds = creds_chain_new(&co);
-    /* Fetch once now: a clear error before any call, and cached for signing. */
-    struct creds c;
-    creds_init(&c);
-    char detail[ASSAY_ERRBUF_SIZE] = "";
-    enum assay_err err = creds_provider_get(a->creds, &c, detail);
-    creds_clear(&c);
-    if (err != ASSAY_OK)
-        return assay_errbuf_set(errbuf, err, "no AWS credentials: %s", detail);
-    struct bedrock_options bo = {.transport = a->t,
-                                 .creds = a->creds,
-                                 .region = cfg->aws.region,
-                                 .endpoint = cfg->aws.bedrock_endpoint,
-                                 .max_concurrency = cfg->judge.max_concurrency,
-                                 .requests_per_minute = cfg->judge.requests_per_minute,
-                                 .tokens_per_minute = cfg->judge.tokens_per_minute,
-                                 .timeout_ms = cfg->judge.timeout_ms};
-    retry_policy_init(&bo.retry);
-    bo.retry.max_attempts = cfg->judge.max_attempts;
-    a->bedrock = bedrock_client_new(&bo, errbuf);
-    if (!a->bedrock)
-        return ASSAY_ERR_CONFIG;
-    struct llm_judge_options lo = {.bedrock = a->bedrock, .model_id = cfg->judge.model_id};
-    a->llm = llm_judge_new(&lo, errbuf);
-    return a->llm ? ASSAY_OK : ASSAY_ERR_INTERNAL;
-}
-
-static void aws_stop(struct aws_side *a)
-{
-    bedrock_client_free(a->bedrock);
-    llm_judge_free(a->llm);
-    http_transport_free(a->t);
-    creds_provider_free(a->creds);
-    http_transport_free(a->creds_t);
 }
 
 int cmd_judge(int argc, char **argv)
@@ -195,7 +117,7 @@ int cmd_judge(int argc, char **argv)
     struct rubric_registry *reg = NULL;
     struct redact_set *redact = NULL;
     struct judge_runner *runner = NULL;
-    struct aws_side aws = {0};
+    struct awsenv aws = {0};
     struct buf in = BUF_INIT;
     json_t *doc = NULL;
     struct judge_sample sample = {0};
@@ -209,7 +131,7 @@ int cmd_judge(int argc, char **argv)
     enum log_level level;
     if (cfg->log_level && log_level_parse(cfg->log_level, &level) == 0)
         log_set_level(level);
-    dir = rubrics_path(cfg);
+    dir = confpath_resolve(cfg, cfg->rubrics_dir);
     err = rubric_registry_load(dir, &reg, errbuf);
     if (err != ASSAY_OK)
         goto out;
@@ -248,7 +170,7 @@ int cmd_judge(int argc, char **argv)
     }
 
     if (r->kind == RUBRIC_KIND_LLM) {
-        err = aws_start(cfg, &aws, errbuf);
+        err = awsenv_open(cfg, &aws, errbuf);
         if (err != ASSAY_OK)
             goto out;
     }
@@ -276,7 +198,7 @@ int cmd_judge(int argc, char **argv)
 out:
     if (status != 0 && err != ASSAY_OK)
         fprintf(stderr, "assay judge: %s\n", errbuf[0] ? errbuf : assay_err_message(err));
-    aws_stop(&aws);
+    awsenv_close(&aws);
     judge_runner_free(runner);
     verdict_clear(&w.v);
     judge_sample_clear(&sample);

@@ -16,5 +16,6 @@ int cmd_version(int argc, char **argv);
 int cmd_alarms(int argc, char **argv);
 int cmd_backtest(int argc, char **argv);
 int cmd_judge(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
 static const struct command commands[] = {
     {"alarms", cmd_alarms, "create or update the CloudWatch alarms the config declares"},
     {"backtest", cmd_backtest, "replay a score stream through the regression detector"},
+    {"eval", cmd_eval, "run a golden set once and compare it with the previous run"},
     {"judge", cmd_judge, "judge one sample (JSON on stdin) against one rubric"},
     {"version", cmd_version, "print the version and exit"},
 };
