@@ -101,7 +101,9 @@ static void num(struct buf *b, const json_t *o, const char *k, const char *fmt_k
         return;
     }
     double d = json_number_value(v);
-    if (strcmp(fmt_kind, "signed") == 0)
+    if (strcmp(fmt_kind, "int") == 0)
+        buf_appendf(b, "%.0f", d);
+    else if (strcmp(fmt_kind, "signed") == 0)
         buf_appendf(b, "%+.3f", d);
     else if (strcmp(fmt_kind, "p") == 0)
         buf_appendf(b, "%.3g", d);
@@ -159,7 +161,7 @@ static void agreement_cells(const json_t *r, escape_fn esc, struct buf c[7])
         num(&c[5], ch, "agreement", "signed");
     else
         buf_append_str(&c[5], "first run");
-    num(&c[6], g, "n", "p");
+    num(&c[6], g, "n", "int");
 }
 
 static void cells_clear(struct buf *c, size_t n)
@@ -197,7 +199,7 @@ void golden_report_markdown(const json_t *s, const json_t *history, struct buf *
     buf_append_str(b, " (");
     md_text(b, str_or(s, "kind", "?"));
     buf_append_str(b, ", ");
-    num(b, s, "items", "p");
+    num(b, s, "items", "int");
     buf_append_str(b, " items)\n- Target model: ");
     md_text(b, str_or(s, "target_model", "none"));
     buf_append_str(b, "\n- Judge model: ");
@@ -400,7 +402,7 @@ void golden_report_html(const json_t *s, const json_t *history, struct buf *b)
     buf_append_str(b, " (");
     html_text(b, str_or(s, "kind", "?"));
     buf_append_str(b, ", ");
-    num(b, s, "items", "p");
+    num(b, s, "items", "int");
     buf_append_str(b, " items)</li>\n<li>Target model: ");
     html_text(b, str_or(s, "target_model", "none"));
     buf_append_str(b, "</li>\n<li>Judge model: ");
