@@ -527,7 +527,7 @@ const char *dataset_kind_name(enum dataset_kind kind)
     return kind == DATASET_KIND_CALIBRATION ? "calibration" : "golden";
 }
 
-static char *name_from_path(const char *path)
+char *dataset_name_from_path(const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -560,7 +560,7 @@ enum assay_err dataset_parse(const char *path, const char *text, size_t len,
     struct dataset *d = xcalloc(1, sizeof *d);
     *out = NULL;
     d->path = xstrdup(c.path);
-    d->name = name_from_path(c.path);
+    d->name = dataset_name_from_path(c.path);
     d->kind = dataset_kind_from_path(c.path);
     size_t pos = 0;
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)

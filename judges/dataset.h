@@ -113,6 +113,8 @@ void dataset_limits_default(struct dataset_limits *l);
 
 /* DATASET_KIND_CALIBRATION when path ends in DATASET_CALIBRATION_SUFFIX. */
 enum dataset_kind dataset_kind_from_path(const char *path);
+/* The name of the dataset at path (struct dataset's name), a new string. */
+char *dataset_name_from_path(const char *path);
 /* "golden" or "calibration". */
 const char *dataset_kind_name(enum dataset_kind kind);
 

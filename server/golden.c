@@ -219,6 +219,22 @@ char *golden_run_key(const char *dataset_name, bool calibration, const char *tar
     return buf_detach(&b, NULL);
 }
 
+int64_t golden_last_run_ms(void *store, const struct golden_spec *spec)
+{
+    char *name = dataset_name_from_path(spec->dataset);
+    char *key =
+        golden_run_key(name, dataset_kind_from_path(spec->dataset) == DATASET_KIND_CALIBRATION,
+                       spec->target_model);
+    struct store_golden_run_list l = {0};
+    int64_t ms = 0;
+    if (store_golden_run_latest(store, key, NULL, NULL, &l, NULL) == ASSAY_OK)
+        ms = l.runs[0].created_ms;
+    store_golden_run_list_clear(&l);
+    free(key);
+    free(name);
+    return ms;
+}
+
 char *golden_run_id_new(const struct clock *clock)
 {
     static atomic_uint_fast64_t counter;

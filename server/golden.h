@@ -127,6 +127,13 @@ enum assay_err golden_run_execute(const struct golden_env *env, const struct gol
                                   const char *run_id, golden_progress_fn progress, void *pctx,
                                   json_t **summary, char *errbuf);
 
+/*
+ * When the last run of spec's dataset and target model in store started
+ * (epoch ms), or 0 when there is none: the scheduler's memory across
+ * restarts (scheduler_last_fn; ctx is the store).
+ */
+int64_t golden_last_run_ms(void *store, const struct golden_spec *spec);
+
 /* A new run id, "gr-<UTC time>-<8 hex>", unique enough to key the store. */
 char *golden_run_id_new(const struct clock *clock);
 
