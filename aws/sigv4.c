@@ -20,6 +20,7 @@
 #include "common/alloc.h"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -147,6 +148,14 @@ void sigv4_signature_compute(const uint8_t key[32], const char *string_to_sign, 
 
 /* ---- the signing-key cache ------------------------------------------------ */
 
+/*
+ * A slot is found by (day, region, service, access key id) and a fingerprint
+ * of the secret. The fingerprint is SipHash-2-4 under a random key of the
+ * cache's own, not SHA-256: it is computed on every signature, and one
+ * SHA-256 block cost about 2% of a Converse signature. Keyed, 64 bits of
+ * output tell secrets apart (a collision needs two secrets under one access
+ * key id) and reveal nothing usable about a 40-character random secret.
+ */
 struct cache_slot {
     bool used;
     uint64_t last_use;
@@ -154,21 +163,72 @@ struct cache_slot {
     char region[MAX_REGION + 1];
     char service[MAX_SERVICE + 1];
     char access_key_id[MAX_ACCESS_KEY_ID + 1];
-    uint8_t secret_hash[32]; /* SHA-256 of the secret: tells secrets apart, reveals none */
+    uint64_t secret_print;
     uint8_t key[32];
     struct hmac_key hk;
+    /*
+     * The HMAC of the string to sign after its first 64 bytes ("AWS4-HMAC-
+     * SHA256\n", the amz date, the start of the scope): the same for every
+     * request signed in the second sts_time_s, so one SHA-256 block fewer a
+     * signature. sts_time_s is -1 while there is none.
+     */
+    int64_t sts_time_s;
+    SHA256_CTX sts_head;
 };
 
 struct sigv4_key_cache {
     pthread_mutex_t lock;
     uint64_t clock;
+    uint64_t print_key[2]; /* SipHash key for secret fingerprints */
     struct cache_slot slots[CACHE_SLOTS];
 };
+
+#define ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1, v1 = ROTL64(v1, 13), v1 ^= v0, v0 = ROTL64(v0, 32);                              \
+        v2 += v3, v3 = ROTL64(v3, 16), v3 ^= v2;                                                   \
+        v0 += v3, v3 = ROTL64(v3, 21), v3 ^= v0;                                                   \
+        v2 += v1, v1 = ROTL64(v1, 17), v1 ^= v2, v2 = ROTL64(v2, 32);                              \
+    } while (0)
+
+/* SipHash-2-4 (Aumasson and Bernstein) of n bytes under key k. */
+static uint64_t siphash(const uint64_t k[2], const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL, v1 = k[1] ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL, v3 = k[1] ^ 0x7465646279746573ULL;
+    uint64_t b = (uint64_t)n << 56;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t m = 0;
+        for (int i = 0; i < 8; i++)
+            m |= (uint64_t)p[i] << (8 * i);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    for (size_t i = 0; i < n; i++)
+        b |= (uint64_t)p[i] << (8 * i);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
 
 struct sigv4_key_cache *sigv4_key_cache_new(void)
 {
     struct sigv4_key_cache *c = xcalloc(1, sizeof *c);
     pthread_mutex_init(&c->lock, NULL);
+    /* Should the RNG fail, a zero key still tells secrets apart. */
+    if (RAND_bytes((unsigned char *)c->print_key, sizeof c->print_key) != 1)
+        memset(c->print_key, 0, sizeof c->print_key);
     return c;
 }
 
@@ -181,21 +241,33 @@ void sigv4_key_cache_free(struct sigv4_key_cache *cache)
     free(cache);
 }
 
+/* What the slots are looked up by; the lengths were checked against the slot sizes. */
+struct key_id {
+    const char *akid, *date8, *region, *service;
+    size_t akid_len, region_len, service_len;
+    uint64_t secret_print;
+};
+
+static bool slot_is(const struct cache_slot *s, const struct key_id *id)
+{
+    return s->used && s->secret_print == id->secret_print && memcmp(s->date8, id->date8, 8) == 0 &&
+           memcmp(s->region, id->region, id->region_len + 1) == 0 &&
+           memcmp(s->service, id->service, id->service_len + 1) == 0 &&
+           memcmp(s->access_key_id, id->akid, id->akid_len + 1) == 0;
+}
+
 /*
  * Under the lock: the slot holding this key (*hit), else the slot to replace
  * (a free one, or the least recently used).
  */
-static struct cache_slot *find_slot(struct sigv4_key_cache *cache, const char *akid,
-                                    const uint8_t secret_hash[32], const char *date8,
-                                    const char *region, const char *service, bool *hit)
+static struct cache_slot *find_slot(struct sigv4_key_cache *cache, const struct key_id *id,
+                                    bool *hit)
 {
     struct cache_slot *victim = &cache->slots[0];
     *hit = false;
     for (size_t i = 0; i < CACHE_SLOTS; i++) {
         struct cache_slot *s = &cache->slots[i];
-        if (s->used && strcmp(s->date8, date8) == 0 && strcmp(s->region, region) == 0 &&
-            strcmp(s->service, service) == 0 && strcmp(s->access_key_id, akid) == 0 &&
-            memcmp(s->secret_hash, secret_hash, 32) == 0) {
+        if (slot_is(s, id)) {
             *hit = true;
             return s;
         }
@@ -205,35 +277,58 @@ static struct cache_slot *find_slot(struct sigv4_key_cache *cache, const char *a
     return victim;
 }
 
-/* The signing key as HMAC states (and raw bytes when key_out is set), cached when possible. */
+/*
+ * The signing key as HMAC states (and raw bytes when key_out is set), cached
+ * when possible. With sts_head (the first 64 bytes of the string to sign,
+ * which time_s determines), also *sts: the HMAC state after them.
+ */
 static bool key_lookup(struct sigv4_key_cache *cache, const struct sigv4_credentials *creds,
                        const char *date8, const char *region, const char *service,
-                       struct hmac_key *hk, uint8_t *key_out)
+                       struct hmac_key *hk, uint8_t *key_out, int64_t time_s, const char *sts_head,
+                       SHA256_CTX *sts)
 {
-    const char *akid = creds->access_key_id;
     const char *secret = creds->secret_access_key;
+    struct key_id id = {.akid = creds->access_key_id,
+                        .date8 = date8,
+                        .region = region,
+                        .service = service,
+                        .akid_len = strlen(creds->access_key_id),
+                        .region_len = strlen(region),
+                        .service_len = strlen(service)};
     uint8_t key[32];
     /* What does not fit a slot is derived every time rather than cached. */
-    if (!cache || strlen(akid) > MAX_ACCESS_KEY_ID || strlen(region) > MAX_REGION ||
-        strlen(service) > MAX_SERVICE || strlen(date8) != 8) {
+    if (!cache || id.akid_len > MAX_ACCESS_KEY_ID || id.region_len > MAX_REGION ||
+        id.service_len > MAX_SERVICE || strlen(date8) != 8) {
         derive_key(secret, date8, region, service, key);
         hmac_key_init(hk, "", 0, key, 32);
         if (key_out)
             memcpy(key_out, key, 32);
         wipe(key, sizeof key);
+        if (sts_head) {
+            *sts = hk->inner;
+            SHA256_Update(sts, sts_head, 64);
+        }
         return false;
     }
-    uint8_t secret_hash[32];
-    sha256(secret, strlen(secret), secret_hash);
+    id.secret_print = siphash(cache->print_key, secret, strlen(secret));
 
     pthread_mutex_lock(&cache->lock);
     bool hit;
-    struct cache_slot *slot = find_slot(cache, akid, secret_hash, date8, region, service, &hit);
+    struct cache_slot *slot = find_slot(cache, &id, &hit);
     if (hit) {
         slot->last_use = ++cache->clock;
         *hk = slot->hk;
         if (key_out)
             memcpy(key_out, slot->key, 32);
+        if (sts_head) {
+            /* Once a second per slot, under the lock: one SHA-256 block. */
+            if (slot->sts_time_s != time_s) {
+                slot->sts_head = slot->hk.inner;
+                SHA256_Update(&slot->sts_head, sts_head, 64);
+                slot->sts_time_s = time_s;
+            }
+            *sts = slot->sts_head;
+        }
         pthread_mutex_unlock(&cache->lock);
         return true;
     }
@@ -244,20 +339,29 @@ static bool key_lookup(struct sigv4_key_cache *cache, const struct sigv4_credent
     hmac_key_init(hk, "", 0, key, 32);
     if (key_out)
         memcpy(key_out, key, 32);
+    if (sts_head) {
+        *sts = hk->inner;
+        SHA256_Update(sts, sts_head, 64);
+    }
 
     pthread_mutex_lock(&cache->lock);
     /* Look again: another thread may have stored it, or taken the slot, meanwhile. */
-    slot = find_slot(cache, akid, secret_hash, date8, region, service, &hit);
+    slot = find_slot(cache, &id, &hit);
     wipe(slot, sizeof *slot);
     slot->used = true;
     slot->last_use = ++cache->clock;
     memcpy(slot->date8, date8, 9);
-    memcpy(slot->region, region, strlen(region) + 1);
-    memcpy(slot->service, service, strlen(service) + 1);
-    memcpy(slot->access_key_id, akid, strlen(akid) + 1);
-    memcpy(slot->secret_hash, secret_hash, 32);
+    memcpy(slot->region, region, id.region_len + 1);
+    memcpy(slot->service, service, id.service_len + 1);
+    memcpy(slot->access_key_id, id.akid, id.akid_len + 1);
+    slot->secret_print = id.secret_print;
     memcpy(slot->key, key, 32);
     slot->hk = *hk;
+    slot->sts_time_s = -1;
+    if (sts_head) {
+        slot->sts_head = *sts;
+        slot->sts_time_s = time_s;
+    }
     pthread_mutex_unlock(&cache->lock);
     wipe(key, sizeof key);
     return false;
@@ -268,7 +372,7 @@ bool sigv4_key_cache_get(struct sigv4_key_cache *cache, const struct sigv4_crede
                          uint8_t key[32])
 {
     struct hmac_key hk;
-    bool hit = key_lookup(cache, creds, date8, region, service, &hk, key);
+    bool hit = key_lookup(cache, creds, date8, region, service, &hk, key, 0, NULL, NULL);
     wipe(&hk, sizeof hk);
     return hit;
 }
@@ -314,9 +418,33 @@ static void put_c(struct sink *s, char c)
     s->tmp[s->n++] = c;
 }
 
+/*
+ * Character classes by table: the canonical request is mostly runs of bytes
+ * that go out unchanged, and a table lookup per byte finds where a run ends
+ * more cheaply than a chain of comparisons.
+ */
+enum { C_UNRESERVED = 1, C_UPPER = 2, C_WS = 4 };
+
+static const uint8_t char_class[256] = {
+    ['\t'] = C_WS,        ['\n'] = C_WS,        ['\r'] = C_WS,        [' '] = C_WS,
+    ['-'] = C_UNRESERVED, ['.'] = C_UNRESERVED, ['_'] = C_UNRESERVED, ['~'] = C_UNRESERVED,
+    ['0'] = C_UNRESERVED, ['1'] = C_UNRESERVED, ['2'] = C_UNRESERVED, ['3'] = C_UNRESERVED,
+    ['4'] = C_UNRESERVED, ['5'] = C_UNRESERVED, ['6'] = C_UNRESERVED, ['7'] = C_UNRESERVED,
+    ['8'] = C_UNRESERVED, ['9'] = C_UNRESERVED,
+#define UL(l, u) [l] = C_UNRESERVED, [u] = C_UNRESERVED | C_UPPER
+    UL('a', 'A'),         UL('b', 'B'),         UL('c', 'C'),         UL('d', 'D'),
+    UL('e', 'E'),         UL('f', 'F'),         UL('g', 'G'),         UL('h', 'H'),
+    UL('i', 'I'),         UL('j', 'J'),         UL('k', 'K'),         UL('l', 'L'),
+    UL('m', 'M'),         UL('n', 'N'),         UL('o', 'O'),         UL('p', 'P'),
+    UL('q', 'Q'),         UL('r', 'R'),         UL('s', 'S'),         UL('t', 'T'),
+    UL('u', 'U'),         UL('v', 'V'),         UL('w', 'W'),         UL('x', 'X'),
+    UL('y', 'Y'),         UL('z', 'Z'),
+#undef UL
+};
+
 static char lower(char c)
 {
-    return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+    return (char)(c | (char_class[(unsigned char)c] & C_UPPER ? 0x20 : 0));
 }
 
 /* Header names go out in lower case. */
@@ -345,8 +473,7 @@ static void put_s(struct sink *s, const char *str)
 
 static bool unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~';
+    return char_class[c] & C_UNRESERVED;
 }
 
 static int hexval(unsigned char c)
@@ -369,14 +496,21 @@ static bool is_escape(const char *p, const char *end)
 /* RFC 3986 encoding of n bytes (unreserved kept, all else %XX). */
 static void put_encoded(struct sink *s, const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (unreserved(c)) {
-            put_c(s, (char)c);
-        } else {
-            char e[3] = {'%', HEXUP[c >> 4], HEXUP[c & 15]};
-            put(s, e, 3);
+    size_t i = 0;
+    while (i < n) {
+        /* A run of unreserved bytes goes out in one copy. */
+        size_t run = i;
+        while (run < n && unreserved((unsigned char)p[run]))
+            run++;
+        if (run > i) {
+            put(s, p + i, run - i);
+            i = run;
+            if (i == n)
+                break;
         }
+        unsigned char c = (unsigned char)p[i++];
+        char e[3] = {'%', HEXUP[c >> 4], HEXUP[c & 15]};
+        put(s, e, 3);
     }
 }
 
@@ -444,6 +578,7 @@ struct hdr {
     size_t name_len;
     const char *value;
     bool repeat; /* same name as the one before it (after sorting) */
+    bool lower;  /* the name has no upper-case letter: compared and copied as is */
 };
 
 struct qparam {
@@ -471,52 +606,84 @@ struct prep {
     size_t nq;
 };
 
-/* Compares a header name (any case) with a lower-case literal. */
-static bool name_is(const char *name, size_t len, const char *lit)
+/*
+ * Header names are recognised from their first NAME_PREFIX bytes in lower
+ * case, taken once per header: every name the signer treats specially is
+ * shorter than that, so a literal compares with one length test and a memcmp.
+ */
+#define NAME_PREFIX 24
+
+struct lit {
+    const char *s;
+    size_t n;
+};
+#define LIT(s)                                                                                     \
+    {                                                                                              \
+        s, sizeof s - 1                                                                            \
+    }
+
+/* Is the header name (lc: its lower-cased prefix, len: its full length) lit? */
+static bool name_is(const char *lc, size_t len, struct lit lit)
 {
-    size_t n = strlen(lit);
-    if (len != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (lower(name[i]) != lit[i])
-            return false;
-    return true;
+    return len == lit.n && memcmp(lc, lit.s, lit.n) == 0;
 }
 
-static bool name_has_prefix(const char *name, size_t len, const char *lit)
+static bool name_has_prefix(const char *lc, size_t len, struct lit lit)
 {
-    size_t n = strlen(lit);
-    if (len < n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (lower(name[i]) != lit[i])
-            return false;
-    return true;
+    return len >= lit.n && memcmp(lc, lit.s, lit.n) == 0;
 }
 
 /* Headers the JS signer never signs (its ALWAYS_UNSIGNABLE_HEADERS, proxy-*, sec-*). */
-static bool unsignable(const char *name, size_t len)
+static bool unsignable(const char *lc, size_t len)
 {
-    static const char *const never[] = {
-        "authorization", "cache-control",     "connection", "expect",     "from",
-        "keep-alive",    "max-forwards",      "pragma",     "referer",    "te",
-        "trailer",       "transfer-encoding", "upgrade",    "user-agent", "x-amzn-trace-id",
+    static const struct lit never[] = {
+        LIT("authorization"),
+        LIT("cache-control"),
+        LIT("connection"),
+        LIT("expect"),
+        LIT("from"),
+        LIT("keep-alive"),
+        LIT("max-forwards"),
+        LIT("pragma"),
+        LIT("referer"),
+        LIT("te"),
+        LIT("trailer"),
+        LIT("transfer-encoding"),
+        LIT("upgrade"),
+        LIT("user-agent"),
+        LIT("x-amzn-trace-id"),
     };
     for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
-        if (name_is(name, len, never[i]))
+        if (name_is(lc, len, never[i]))
             return true;
-    return name_has_prefix(name, len, "proxy-") || name_has_prefix(name, len, "sec-");
+    return name_has_prefix(lc, len, (struct lit)LIT("proxy-")) ||
+           name_has_prefix(lc, len, (struct lit)LIT("sec-"));
 }
 
 static int name_cmp(const struct hdr *a, const struct hdr *b)
 {
     size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)lower(a->name[i]), y = (unsigned char)lower(b->name[i]);
-        if (x != y)
-            return x < y ? -1 : 1;
+    if (a->lower && b->lower) {
+        int r = memcmp(a->name, b->name, n);
+        if (r)
+            return r;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            unsigned char x = (unsigned char)lower(a->name[i]),
+                          y = (unsigned char)lower(b->name[i]);
+            if (x != y)
+                return x < y ? -1 : 1;
+        }
     }
     return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
+}
+
+static void put_name(struct sink *s, const struct hdr *h)
+{
+    if (h->lower)
+        put(s, h->name, h->name_len);
+    else
+        put_lower(s, h->name, h->name_len);
 }
 
 static int component_cmp(const char *a, size_t an, bool ap, const char *b, size_t bn, bool bp)
@@ -713,27 +880,39 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
             return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                     "sigv4: header %zu has no name", i);
         size_t len = strlen(h->name);
+        char lc[NAME_PREFIX];
+        bool is_lower = true;
+        for (size_t k = 0; k < len; k++) {
+            char c = h->name[k];
+            if (char_class[(unsigned char)c] & C_UPPER) {
+                is_lower = false;
+                c = lower(c);
+            }
+            if (k < NAME_PREFIX)
+                lc[k] = c;
+        }
         /* The JS signer deletes these before signing and sets x-amz-date itself. */
-        if (name_is(h->name, len, "authorization") || name_is(h->name, len, "date") ||
-            name_is(h->name, len, "x-amz-date"))
+        if (name_is(lc, len, (struct lit)LIT("authorization")) ||
+            name_is(lc, len, (struct lit)LIT("date")) ||
+            name_is(lc, len, (struct lit)LIT("x-amz-date")))
             continue;
-        if (token && name_is(h->name, len, "x-amz-security-token"))
+        if (token && name_is(lc, len, (struct lit)LIT("x-amz-security-token")))
             continue;
-        if (name_is(h->name, len, "x-amz-content-sha256") && !have_sha_header) {
+        if (name_is(lc, len, (struct lit)LIT("x-amz-content-sha256")) && !have_sha_header) {
             have_sha_header = true;
             pr->payload_hash = h->value;
         }
-        if (placement == SIGV4_IN_QUERY && name_has_prefix(h->name, len, "x-amz-")) {
+        if (placement == SIGV4_IN_QUERY && name_has_prefix(lc, len, (struct lit)LIT("x-amz-"))) {
             err = add_qparam(pr, h->name, len, h->value, strlen(h->value), true, errbuf);
             if (err != ASSAY_OK)
                 return err;
             continue;
         }
-        if (unsignable(h->name, len))
+        if (unsignable(lc, len))
             continue;
-        if (name_is(h->name, len, "host"))
+        if (name_is(lc, len, (struct lit)LIT("host")))
             have_host = true;
-        pr->h[pr->nh++] = (struct hdr){h->name, len, h->value, false};
+        pr->h[pr->nh++] = (struct hdr){h->name, len, h->value, false, is_lower};
     }
     pr->have_sha_header = have_sha_header;
     if (!have_host)
@@ -757,12 +936,13 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
                                 "sigv4: payload hash longer than 64 characters");
 
     if (placement == SIGV4_IN_HEADER) {
-        pr->h[pr->nh++] = (struct hdr){"x-amz-date", 10, pr->amz_date, false};
+        pr->h[pr->nh++] = (struct hdr){"x-amz-date", 10, pr->amz_date, false, true};
         if (token && !params->omit_session_token)
             pr->h[pr->nh++] =
-                (struct hdr){"x-amz-security-token", 20, params->creds.session_token, false};
+                (struct hdr){"x-amz-security-token", 20, params->creds.session_token, false, true};
         if (params->sign_body && !have_sha_header)
-            pr->h[pr->nh++] = (struct hdr){"x-amz-content-sha256", 20, pr->payload_hash, false};
+            pr->h[pr->nh++] =
+                (struct hdr){"x-amz-content-sha256", 20, pr->payload_hash, false, true};
     }
 
     /* Stable insertion sort: repeated names keep their order, to be joined with ','. */
@@ -787,26 +967,29 @@ static void put_signed_headers(struct sink *s, const struct prep *pr)
             continue;
         if (i > 0)
             put_c(s, ';');
-        put_lower(s, pr->h[i].name, pr->h[i].name_len);
+        put_name(s, &pr->h[i]);
     }
-}
-
-static bool ws(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 /* Value with CR/LF as spaces, runs of white space folded to one, ends trimmed. */
 static void put_header_value(struct sink *s, const char *v)
 {
-    while (ws(*v))
-        v++;
+    /*
+     * strcspn scans many bytes a step; most values are one word, or words
+     * with single spaces, so strspn is called only where white space is.
+     */
+    static const char ws[] = " \t\r\n";
+    if (char_class[(unsigned char)*v] & C_WS)
+        v += strspn(v, ws);
     while (*v) {
-        const char *word = v;
-        while (*v && !ws(*v))
-            v++;
-        put(s, word, (size_t)(v - word));
-        while (ws(*v))
+        size_t word = strcspn(v, ws);
+        put(s, v, word);
+        v += word;
+        if (!*v)
+            break;
+        if (char_class[(unsigned char)v[1]] & C_WS)
+            v += strspn(v, ws);
+        else
             v++;
         if (*v)
             put_c(s, ' ');
@@ -910,7 +1093,7 @@ static enum assay_err put_canonical_request(struct sink *s, struct prep *pr, cha
         } else {
             if (i > 0)
                 put_c(s, '\n');
-            put_lower(s, pr->h[i].name, pr->h[i].name_len);
+            put_name(s, &pr->h[i]);
             put_c(s, ':');
         }
         put_header_value(s, pr->h[i].value);
@@ -930,6 +1113,31 @@ static void put_scope(struct sink *s, const struct prep *pr)
     put_c(s, '/');
     put_s(s, pr->params->service);
     put_s(s, "/aws4_request");
+}
+
+/* The string to sign up to the hash: algorithm, amz date, scope (region and service checked). */
+#define STS_HEAD_MAX (sizeof SIGV4_ALGORITHM + 17 + 8 + 1 + MAX_REGION + 1 + MAX_SERVICE + 14)
+
+static size_t sts_head_format(const struct prep *pr, char out[STS_HEAD_MAX])
+{
+    size_t region_len = strlen(pr->params->region), service_len = strlen(pr->params->service);
+    char *o = out;
+    memcpy(o, SIGV4_ALGORITHM "\n", sizeof SIGV4_ALGORITHM);
+    o += sizeof SIGV4_ALGORITHM;
+    memcpy(o, pr->amz_date, 16);
+    o[16] = '\n';
+    o += 17;
+    memcpy(o, pr->date8, 8);
+    o[8] = '/';
+    o += 9;
+    memcpy(o, pr->params->region, region_len);
+    o[region_len] = '/';
+    o += region_len + 1;
+    memcpy(o, pr->params->service, service_len);
+    o += service_len;
+    memcpy(o, "/aws4_request\n", 14);
+    o += 14;
+    return (size_t)(o - out);
 }
 
 /*
@@ -1057,22 +1265,24 @@ static enum assay_err compute_signature(struct sigv4_key_cache *cache, struct pr
     uint8_t md[32];
     SHA256_Final(md, &sha);
 
+    /* The string to sign: its head ("AWS4-HMAC-SHA256\n<amz date>\n<scope>\n"), then the hash. */
+    char sts[STS_HEAD_MAX + 65];
+    size_t head_len = sts_head_format(pr, sts);
+    hex_encode(md, 32, sts + head_len);
+    size_t sts_len = head_len + 64;
     struct hmac_key hk;
-    key_lookup(cache, &pr->params->creds, pr->date8, pr->params->region, pr->params->service, &hk,
-               NULL);
-    SHA256_CTX mac = hk.inner;
-    /* The string to sign goes straight into the HMAC. */
-    s.sha = &mac;
-    s.n = 0;
-    put_s(&s, SIGV4_ALGORITHM "\n");
-    put(&s, pr->amz_date, 16);
-    put_c(&s, '\n');
-    put_scope(&s, pr);
-    put_c(&s, '\n');
-    char hex[65];
-    hex_encode(md, 32, hex);
-    put(&s, hex, 64);
-    sink_flush(&s);
+    SHA256_CTX mac;
+    const struct sigv4_params *params = pr->params;
+    if (head_len >= 64) {
+        key_lookup(cache, &params->creds, pr->date8, params->region, params->service, &hk, NULL,
+                   params->time_s, sts, &mac);
+        SHA256_Update(&mac, sts + 64, sts_len - 64);
+    } else {
+        key_lookup(cache, &params->creds, pr->date8, params->region, params->service, &hk, NULL,
+                   params->time_s, NULL, NULL);
+        mac = hk.inner;
+        SHA256_Update(&mac, sts, sts_len);
+    }
     uint8_t sig[32];
     hmac_finish(&hk, &mac, sig);
     hex_encode(sig, 32, out->signature);
