@@ -33,7 +33,6 @@
 #define MAX_PATH_SEGMENTS 512
 #define CACHE_SLOTS 8
 
-static const char hexdigits[] = "0123456789abcdef";
 static const char HEXUP[] = "0123456789ABCDEF";
 
 /* ---- SHA-256 and HMAC ---------------------------------------------------- */
@@ -43,10 +42,14 @@ struct hmac_key {
     SHA256_CTX outer; /* after absorbing key ^ opad */
 };
 
-/* Wipes key material (OpenSSL's cleanse: fast, and not optimised away). */
+/*
+ * Wipes key material: explicit_bzero is glibc's memset that the compiler may
+ * not remove (OPENSSL_cleanse goes byte by byte and cost as much as a third
+ * of the non-hash work of a signature).
+ */
 static void wipe(void *p, size_t n)
 {
-    OPENSSL_cleanse(p, n);
+    explicit_bzero(p, n);
 }
 
 static void sha256(const void *p, size_t n, uint8_t md[32])
@@ -57,13 +60,24 @@ static void sha256(const void *p, size_t n, uint8_t md[32])
     SHA256_Final(md, &c);
 }
 
-static void hex_encode(const uint8_t *in, size_t n, char *out)
+/*
+ * Lower-case hex of a digest (32 bytes) and a NUL, four bytes a step: the
+ * nibbles are spread one to a byte, then each gets '0', plus 39 more when it
+ * is 10 or above ('a' - '0' - 10), all eight in one 64-bit add.
+ */
+static void hex_encode(const uint8_t in[32], char out[65])
 {
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hexdigits[in[i] >> 4];
-        out[2 * i + 1] = hexdigits[in[i] & 15];
+    for (size_t i = 0; i < 32; i += 4) {
+        uint64_t v = (uint64_t)in[i] | (uint64_t)in[i + 1] << 16 | (uint64_t)in[i + 2] << 32 |
+                     (uint64_t)in[i + 3] << 48;
+        uint64_t nib = (v >> 4 & 0x000f000f000f000fULL) | (v & 0x000f000f000f000fULL) << 8;
+        uint64_t ten_up = (nib + 0x0606060606060606ULL) >> 4 & 0x0101010101010101ULL;
+        uint64_t text = nib + 0x3030303030303030ULL + ten_up * 39;
+        /* Byte k of text goes to out[2i + k]: the first digit in the lowest byte. */
+        for (int k = 0; k < 8; k++)
+            out[2 * i + (size_t)k] = (char)(text >> (8 * k));
     }
-    out[2 * n] = '\0';
+    out[64] = '\0';
 }
 
 /* Sets up hk for a key given as prefix + key (the prefix lets "AWS4"+secret go in unjoined). */
@@ -142,7 +156,7 @@ void sigv4_signature_compute(const uint8_t key[32], const char *string_to_sign, 
     uint8_t mac[32];
     hmac_key_init(&hk, "", 0, key, 32);
     hmac_run(&hk, string_to_sign, len, mac);
-    hex_encode(mac, 32, hex);
+    hex_encode(mac, hex);
     wipe(&hk, sizeof hk);
 }
 
@@ -383,7 +397,9 @@ struct sink {
     SHA256_CTX *sha;
     struct buf *text;
     size_t n;
-    char tmp[1024];
+    size_t flushed;  /* bytes that left tmp */
+    size_t head_end; /* canonical request: where the method, path and query lines end */
+    char tmp[2048];  /* holds a whole Converse canonical request */
 };
 
 static void sink_flush(struct sink *s)
@@ -392,6 +408,7 @@ static void sink_flush(struct sink *s)
         SHA256_Update(s->sha, s->tmp, s->n);
     if (s->text)
         buf_append(s->text, s->tmp, s->n);
+    s->flushed += s->n;
     s->n = 0;
 }
 
@@ -404,6 +421,7 @@ static void put(struct sink *s, const void *p, size_t n)
                 SHA256_Update(s->sha, p, n);
             if (s->text)
                 buf_append(s->text, p, n);
+            s->flushed += n;
             return;
         }
     }
@@ -577,8 +595,9 @@ struct hdr {
     const char *name;
     size_t name_len;
     const char *value;
-    bool repeat; /* same name as the one before it (after sorting) */
-    bool lower;  /* the name has no upper-case letter: compared and copied as is */
+    bool repeat;   /* same name as the one before it (after sorting) */
+    bool lower;    /* the name has no upper-case letter: compared and copied as is */
+    uint64_t key8; /* its first 8 bytes in lower case, big-endian, 0-padded: sorts most names */
 };
 
 struct qparam {
@@ -597,10 +616,15 @@ struct prep {
     char date8[9];
     char expires[24];
     const char *payload_hash;
-    bool have_sha_header; /* the caller gave x-amz-content-sha256 */
+    size_t payload_hash_len;
+    size_t region_len, service_len; /* of params->region and ->service */
+    bool have_sha_header;           /* the caller gave x-amz-content-sha256 */
     char body_hash[65];
     struct hdr h[SIGV4_MAX_HEADERS + 3];
     size_t nh;
+    /* The signed header list, written once when it fits (sh_len 0 when not). */
+    char sh[512];
+    size_t sh_len;
     size_t hoisted_first; /* presign: q[] from here on is added to the query */
     struct qparam q[SIGV4_MAX_QUERY_PARAMS + SIGV4_MAX_HEADERS + 8];
     size_t nq;
@@ -609,73 +633,123 @@ struct prep {
 /*
  * Header names are recognised from their first NAME_PREFIX bytes in lower
  * case, taken once per header: every name the signer treats specially is
- * shorter than that, so a literal compares with one length test and a memcmp.
+ * shorter than that.
  */
 #define NAME_PREFIX 24
 
-struct lit {
-    const char *s;
-    size_t n;
-};
-#define LIT(s)                                                                                     \
-    {                                                                                              \
-        s, sizeof s - 1                                                                            \
+/*
+ * Copies the first NAME_PREFIX bytes of a name (len bytes) into lc in lower
+ * case and says whether it has an upper-case letter anywhere, 8 bytes a step:
+ * a byte is an ASCII upper-case letter when its low 7 bits reach 'A' but not
+ * 'Z' + 1 and its top bit is clear; OR-ing 0x20 into those lower-cases them.
+ */
+static bool name_scan(const char *name, size_t len, char lc[NAME_PREFIX])
+{
+    const uint64_t high = 0x8080808080808080ULL, low7 = 0x7f7f7f7f7f7f7f7fULL;
+    uint64_t any = 0;
+    for (size_t i = 0; i < len; i += 8) {
+        size_t k = len - i < 8 ? len - i : 8;
+        uint64_t x = 0;
+        memcpy(&x, name + i, k);
+        uint64_t h = x & low7;
+        uint64_t upper = (h + 0x3f3f3f3f3f3f3f3fULL) & ~(h + 0x2525252525252525ULL) & ~x & high;
+        any |= upper;
+        if (i < NAME_PREFIX) {
+            x |= upper >> 2;
+            memcpy(lc + i, &x, k);
+        }
     }
-
-/* Is the header name (lc: its lower-cased prefix, len: its full length) lit? */
-static bool name_is(const char *lc, size_t len, struct lit lit)
-{
-    return len == lit.n && memcmp(lc, lit.s, lit.n) == 0;
+    return any != 0;
 }
 
-static bool name_has_prefix(const char *lc, size_t len, struct lit lit)
+enum name_kind {
+    NAME_OTHER,
+    NAME_DROPPED,        /* authorization, date, x-amz-date: the signer sets its own */
+    NAME_TOKEN,          /* x-amz-security-token */
+    NAME_CONTENT_SHA256, /* x-amz-content-sha256 */
+    NAME_HOST,
+    NAME_UNSIGNABLE, /* the JS signer's ALWAYS_UNSIGNABLE_HEADERS, proxy-*, sec-* */
+};
+
+/* What a header name is to the signer, from lc (its lower-cased prefix) and its length. */
+static enum name_kind name_kind(const char *lc, size_t len)
 {
-    return len >= lit.n && memcmp(lc, lit.s, lit.n) == 0;
+#define IS(lit) (memcmp(lc, lit, sizeof lit - 1) == 0)
+    if ((len >= 6 && IS("proxy-")) || (len >= 4 && IS("sec-")))
+        return NAME_UNSIGNABLE;
+    switch (len) {
+    case 2:
+        return IS("te") ? NAME_UNSIGNABLE : NAME_OTHER;
+    case 4:
+        if (IS("date"))
+            return NAME_DROPPED;
+        if (IS("host"))
+            return NAME_HOST;
+        return IS("from") ? NAME_UNSIGNABLE : NAME_OTHER;
+    case 6:
+        return IS("expect") || IS("pragma") ? NAME_UNSIGNABLE : NAME_OTHER;
+    case 7:
+        return IS("referer") || IS("trailer") || IS("upgrade") ? NAME_UNSIGNABLE : NAME_OTHER;
+    case 10:
+        if (IS("x-amz-date"))
+            return NAME_DROPPED;
+        return IS("connection") || IS("keep-alive") || IS("user-agent") ? NAME_UNSIGNABLE
+                                                                        : NAME_OTHER;
+    case 12:
+        return IS("max-forwards") ? NAME_UNSIGNABLE : NAME_OTHER;
+    case 13:
+        if (IS("authorization"))
+            return NAME_DROPPED;
+        return IS("cache-control") ? NAME_UNSIGNABLE : NAME_OTHER;
+    case 15:
+        return IS("x-amzn-trace-id") ? NAME_UNSIGNABLE : NAME_OTHER;
+    case 17:
+        return IS("transfer-encoding") ? NAME_UNSIGNABLE : NAME_OTHER;
+    case 20:
+        if (IS("x-amz-security-token"))
+            return NAME_TOKEN;
+        return IS("x-amz-content-sha256") ? NAME_CONTENT_SHA256 : NAME_OTHER;
+    }
+    return NAME_OTHER;
+#undef IS
 }
 
-/* Headers the JS signer never signs (its ALWAYS_UNSIGNABLE_HEADERS, proxy-*, sec-*). */
-static bool unsignable(const char *lc, size_t len)
+/* The sort key of a name from its lower-cased prefix lc (len bytes in all). */
+static uint64_t name_key8(const char *lc, size_t len)
 {
-    static const struct lit never[] = {
-        LIT("authorization"),
-        LIT("cache-control"),
-        LIT("connection"),
-        LIT("expect"),
-        LIT("from"),
-        LIT("keep-alive"),
-        LIT("max-forwards"),
-        LIT("pragma"),
-        LIT("referer"),
-        LIT("te"),
-        LIT("trailer"),
-        LIT("transfer-encoding"),
-        LIT("upgrade"),
-        LIT("user-agent"),
-        LIT("x-amzn-trace-id"),
-    };
-    for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
-        if (name_is(lc, len, never[i]))
-            return true;
-    return name_has_prefix(lc, len, (struct lit)LIT("proxy-")) ||
-           name_has_prefix(lc, len, (struct lit)LIT("sec-"));
+    uint64_t k = 0;
+    for (size_t i = 0; i < 8; i++)
+        k = k << 8 | (i < len ? (uint8_t)lc[i] : 0);
+    return k;
 }
 
 static int name_cmp(const struct hdr *a, const struct hdr *b)
 {
+    if (a->key8 != b->key8)
+        return a->key8 < b->key8 ? -1 : 1;
+    /* Same first 8 bytes; names hold no NUL, so a shorter one ends there. */
     size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
-    if (a->lower && b->lower) {
-        int r = memcmp(a->name, b->name, n);
-        if (r)
-            return r;
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            unsigned char x = (unsigned char)lower(a->name[i]),
-                          y = (unsigned char)lower(b->name[i]);
-            if (x != y)
-                return x < y ? -1 : 1;
+    if (n > 8) {
+        if (a->lower && b->lower) {
+            int r = memcmp(a->name + 8, b->name + 8, n - 8);
+            if (r)
+                return r;
+        } else {
+            for (size_t i = 8; i < n; i++) {
+                unsigned char x = (unsigned char)lower(a->name[i]),
+                              y = (unsigned char)lower(b->name[i]);
+                if (x != y)
+                    return x < y ? -1 : 1;
+            }
         }
     }
     return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
+}
+
+/* A header the signer adds: its name is a lower-case literal. */
+static struct hdr internal_hdr(const char *name, size_t len, const char *value)
+{
+    return (struct hdr){name, len, value, false, true, name_key8(name, len)};
 }
 
 static void put_name(struct sink *s, const struct hdr *h)
@@ -841,6 +915,45 @@ static bool has_token(const struct sigv4_params *params)
     return params->creds.session_token && params->creds.session_token[0];
 }
 
+static void put_signed_headers(struct sink *s, const struct prep *pr)
+{
+    if (pr->sh_len) {
+        put(s, pr->sh, pr->sh_len);
+        return;
+    }
+    for (size_t i = 0; i < pr->nh; i++) {
+        if (pr->h[i].repeat)
+            continue;
+        if (i > 0)
+            put_c(s, ';');
+        put_name(s, &pr->h[i]);
+    }
+}
+
+/* Writes the signed header list into pr->sh when it fits (it goes into the canonical request
+ * and the Authorization header or the query). */
+static void signed_headers_format(struct prep *pr)
+{
+    size_t n = 0;
+    pr->sh_len = 0;
+    for (size_t i = 0; i < pr->nh; i++) {
+        const struct hdr *h = &pr->h[i];
+        if (h->repeat)
+            continue;
+        if (n + 1 + h->name_len > sizeof pr->sh)
+            return;
+        if (i > 0)
+            pr->sh[n++] = ';';
+        if (h->lower)
+            memcpy(pr->sh + n, h->name, h->name_len);
+        else
+            for (size_t k = 0; k < h->name_len; k++)
+                pr->sh[n + k] = lower(h->name[k]);
+        n += h->name_len;
+    }
+    pr->sh_len = n;
+}
+
 /*
  * Everything but the presign-only X-Amz-* query parameters: the date, the
  * payload hash, the signed headers sorted, the query parameters collected.
@@ -855,9 +968,20 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
     pr->req = req;
     pr->params = params;
     pr->placement = placement;
+    pr->region_len = strlen(params->region);
+    pr->service_len = strlen(params->service);
     pr->nh = 0;
     pr->nq = 0;
-    format_amz_date(params->time_s, pr->amz_date);
+    /* The date only changes once a second; formatting it costs a tenth of the non-hash work. */
+    static _Thread_local struct {
+        int64_t time_s;
+        char amz_date[17];
+    } last_date = {-1, ""};
+    if (last_date.time_s != params->time_s) {
+        format_amz_date(params->time_s, last_date.amz_date);
+        last_date.time_s = params->time_s;
+    }
+    memcpy(pr->amz_date, last_date.amz_date, 17);
     memcpy(pr->date8, pr->amz_date, 8);
     pr->date8[8] = '\0';
     pr->payload_hash = NULL;
@@ -881,38 +1005,26 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
                                     "sigv4: header %zu has no name", i);
         size_t len = strlen(h->name);
         char lc[NAME_PREFIX];
-        bool is_lower = true;
-        for (size_t k = 0; k < len; k++) {
-            char c = h->name[k];
-            if (char_class[(unsigned char)c] & C_UPPER) {
-                is_lower = false;
-                c = lower(c);
-            }
-            if (k < NAME_PREFIX)
-                lc[k] = c;
-        }
+        bool is_lower = !name_scan(h->name, len, lc);
+        enum name_kind kind = name_kind(lc, len);
         /* The JS signer deletes these before signing and sets x-amz-date itself. */
-        if (name_is(lc, len, (struct lit)LIT("authorization")) ||
-            name_is(lc, len, (struct lit)LIT("date")) ||
-            name_is(lc, len, (struct lit)LIT("x-amz-date")))
+        if (kind == NAME_DROPPED || (token && kind == NAME_TOKEN))
             continue;
-        if (token && name_is(lc, len, (struct lit)LIT("x-amz-security-token")))
-            continue;
-        if (name_is(lc, len, (struct lit)LIT("x-amz-content-sha256")) && !have_sha_header) {
+        if (kind == NAME_CONTENT_SHA256 && !have_sha_header) {
             have_sha_header = true;
             pr->payload_hash = h->value;
         }
-        if (placement == SIGV4_IN_QUERY && name_has_prefix(lc, len, (struct lit)LIT("x-amz-"))) {
+        if (placement == SIGV4_IN_QUERY && len >= 6 && memcmp(lc, "x-amz-", 6) == 0) {
             err = add_qparam(pr, h->name, len, h->value, strlen(h->value), true, errbuf);
             if (err != ASSAY_OK)
                 return err;
             continue;
         }
-        if (unsignable(lc, len))
+        if (kind == NAME_UNSIGNABLE)
             continue;
-        if (name_is(lc, len, (struct lit)LIT("host")))
+        if (kind == NAME_HOST)
             have_host = true;
-        pr->h[pr->nh++] = (struct hdr){h->name, len, h->value, false, is_lower};
+        pr->h[pr->nh++] = (struct hdr){h->name, len, h->value, false, is_lower, name_key8(lc, len)};
     }
     pr->have_sha_header = have_sha_header;
     if (!have_host)
@@ -927,22 +1039,21 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
         } else {
             uint8_t md[32];
             sha256(req->body, req->body_len, md);
-            hex_encode(md, 32, pr->body_hash);
+            hex_encode(md, pr->body_hash);
             pr->payload_hash = pr->body_hash;
         }
     }
-    if (strlen(pr->payload_hash) > 64)
+    pr->payload_hash_len = strlen(pr->payload_hash);
+    if (pr->payload_hash_len > 64)
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                 "sigv4: payload hash longer than 64 characters");
 
     if (placement == SIGV4_IN_HEADER) {
-        pr->h[pr->nh++] = (struct hdr){"x-amz-date", 10, pr->amz_date, false, true};
+        pr->h[pr->nh++] = internal_hdr("x-amz-date", 10, pr->amz_date);
         if (token && !params->omit_session_token)
-            pr->h[pr->nh++] =
-                (struct hdr){"x-amz-security-token", 20, params->creds.session_token, false, true};
+            pr->h[pr->nh++] = internal_hdr("x-amz-security-token", 20, params->creds.session_token);
         if (params->sign_body && !have_sha_header)
-            pr->h[pr->nh++] =
-                (struct hdr){"x-amz-content-sha256", 20, pr->payload_hash, false, true};
+            pr->h[pr->nh++] = internal_hdr("x-amz-content-sha256", 20, pr->payload_hash);
     }
 
     /* Stable insertion sort: repeated names keep their order, to be joined with ','. */
@@ -957,18 +1068,8 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
     }
     for (size_t i = 1; i < pr->nh; i++)
         pr->h[i].repeat = name_cmp(&pr->h[i - 1], &pr->h[i]) == 0;
+    signed_headers_format(pr);
     return ASSAY_OK;
-}
-
-static void put_signed_headers(struct sink *s, const struct prep *pr)
-{
-    for (size_t i = 0; i < pr->nh; i++) {
-        if (pr->h[i].repeat)
-            continue;
-        if (i > 0)
-            put_c(s, ';');
-        put_name(s, &pr->h[i]);
-    }
 }
 
 /* Value with CR/LF as spaces, runs of white space folded to one, ends trimmed. */
@@ -1057,12 +1158,49 @@ static enum assay_err put_path(struct sink *s, const char *path, bool normalize,
     return ASSAY_OK;
 }
 
+/*
+ * The head of the canonical request (its method, path and query lines) for
+ * the Authorization header depends only on the method, path and query given
+ * and on no_normalize_path. The last one a thread built is kept with them, so
+ * a run of calls of one API on one model (assay's traffic) skips the path's
+ * normalisation and encoding. Nothing secret is in it: the query is the
+ * caller's own, sent in the clear. Per thread, so without a lock.
+ */
+#define HEAD_RAW_MAX 256
+#define HEAD_TEXT_MAX 512
+
+static _Thread_local struct {
+    bool used, normalize;
+    size_t method_len, path_len, query_len;
+    char raw[HEAD_RAW_MAX]; /* method, path and query back to back */
+    size_t text_len;
+    char text[HEAD_TEXT_MAX];
+} head_memo;
+
+static enum assay_err put_canonical_rest(struct sink *s, struct prep *pr);
+
 /* The canonical request, into the sink. */
 static enum assay_err put_canonical_request(struct sink *s, struct prep *pr, char *errbuf)
 {
-    put_s(s, pr->req->method);
+    const struct sigv4_request *req = pr->req;
+    bool normalize = !pr->params->no_normalize_path;
+    size_t method_len = strlen(req->method), path_len = strlen(req->path);
+    size_t query_len = req->query ? strlen(req->query) : 0;
+    bool memo = pr->placement == SIGV4_IN_HEADER && s->flushed + s->n == 0 &&
+                method_len + path_len + query_len <= HEAD_RAW_MAX;
+    if (memo && head_memo.used && head_memo.normalize == normalize &&
+        head_memo.method_len == method_len && head_memo.path_len == path_len &&
+        head_memo.query_len == query_len && memcmp(head_memo.raw, req->method, method_len) == 0 &&
+        memcmp(head_memo.raw + method_len, req->path, path_len) == 0 &&
+        (query_len == 0 ||
+         memcmp(head_memo.raw + method_len + path_len, req->query, query_len) == 0)) {
+        put(s, head_memo.text, head_memo.text_len);
+        s->head_end = head_memo.text_len;
+        return put_canonical_rest(s, pr);
+    }
+    put(s, req->method, method_len);
     put_c(s, '\n');
-    enum assay_err err = put_path(s, pr->req->path, !pr->params->no_normalize_path, errbuf);
+    enum assay_err err = put_path(s, req->path, normalize, errbuf);
     if (err != ASSAY_OK)
         return err;
     put_c(s, '\n');
@@ -1086,7 +1224,26 @@ static enum assay_err put_canonical_request(struct sink *s, struct prep *pr, cha
         put_canonical_component(s, q->value, q->value_len, q->plain);
     }
     put_c(s, '\n');
+    s->head_end = s->flushed + s->n;
+    if (memo && s->flushed == 0 && s->n <= HEAD_TEXT_MAX) {
+        head_memo.used = true;
+        head_memo.normalize = normalize;
+        head_memo.method_len = method_len;
+        head_memo.path_len = path_len;
+        head_memo.query_len = query_len;
+        memcpy(head_memo.raw, req->method, method_len);
+        memcpy(head_memo.raw + method_len, req->path, path_len);
+        if (query_len)
+            memcpy(head_memo.raw + method_len + path_len, req->query, query_len);
+        memcpy(head_memo.text, s->tmp, s->n);
+        head_memo.text_len = s->n;
+    }
+    return put_canonical_rest(s, pr);
+}
 
+/* The canonical request after its head: headers, signed header list, payload hash. */
+static enum assay_err put_canonical_rest(struct sink *s, struct prep *pr)
+{
     for (size_t i = 0; i < pr->nh; i++) {
         if (pr->h[i].repeat) {
             put_c(s, ',');
@@ -1101,7 +1258,7 @@ static enum assay_err put_canonical_request(struct sink *s, struct prep *pr, cha
     put_s(s, "\n\n");
     put_signed_headers(s, pr);
     put_c(s, '\n');
-    put_s(s, pr->payload_hash);
+    put(s, pr->payload_hash, pr->payload_hash_len);
     return ASSAY_OK;
 }
 
@@ -1118,15 +1275,11 @@ static void put_scope(struct sink *s, const struct prep *pr)
 /* The string to sign up to the hash: algorithm, amz date, scope (region and service checked). */
 #define STS_HEAD_MAX (sizeof SIGV4_ALGORITHM + 17 + 8 + 1 + MAX_REGION + 1 + MAX_SERVICE + 14)
 
-static size_t sts_head_format(const struct prep *pr, char out[STS_HEAD_MAX])
+/* "<date8>/<region>/<service>/aws4_request" into out (at most STS_HEAD_MAX bytes), no NUL. */
+static size_t scope_format(const struct prep *pr, char *out)
 {
-    size_t region_len = strlen(pr->params->region), service_len = strlen(pr->params->service);
+    size_t region_len = pr->region_len, service_len = pr->service_len;
     char *o = out;
-    memcpy(o, SIGV4_ALGORITHM "\n", sizeof SIGV4_ALGORITHM);
-    o += sizeof SIGV4_ALGORITHM;
-    memcpy(o, pr->amz_date, 16);
-    o[16] = '\n';
-    o += 17;
     memcpy(o, pr->date8, 8);
     o[8] = '/';
     o += 9;
@@ -1135,8 +1288,21 @@ static size_t sts_head_format(const struct prep *pr, char out[STS_HEAD_MAX])
     o += region_len + 1;
     memcpy(o, pr->params->service, service_len);
     o += service_len;
-    memcpy(o, "/aws4_request\n", 14);
-    o += 14;
+    memcpy(o, "/aws4_request", 13);
+    o += 13;
+    return (size_t)(o - out);
+}
+
+static size_t sts_head_format(const struct prep *pr, char out[STS_HEAD_MAX])
+{
+    char *o = out;
+    memcpy(o, SIGV4_ALGORITHM "\n", sizeof SIGV4_ALGORITHM);
+    o += sizeof SIGV4_ALGORITHM;
+    memcpy(o, pr->amz_date, 16);
+    o[16] = '\n';
+    o += 17;
+    o += scope_format(pr, o);
+    *o++ = '\n';
     return (size_t)(o - out);
 }
 
@@ -1212,7 +1378,7 @@ enum assay_err sigv4_string_to_sign_build(const char *canonical_request, size_t 
     uint8_t md[32];
     char hex[65];
     sha256(canonical_request, len, md);
-    hex_encode(md, 32, hex);
+    hex_encode(md, hex);
     struct sink s = {.text = out};
     put_s(&s, SIGV4_ALGORITHM "\n");
     put_s(&s, pr.amz_date);
@@ -1248,6 +1414,34 @@ void sigv4_signed_clear(struct sigv4_signed *s)
     sigv4_signed_init(s);
 }
 
+/*
+ * The SHA-256 state after the first 64 bytes of the last canonical request
+ * this thread signed, when they were the method, the path and the query:
+ * the same for every call of one API on one model, so one block fewer a
+ * signature. The block holds nothing secret (headers are not in it; the
+ * query is the caller's own, sent in the clear), and the state is per thread
+ * because the key cache's lock would cost more than the block.
+ */
+static _Thread_local struct {
+    bool used;
+    char block[64];
+    SHA256_CTX state;
+} cr_head;
+
+/* Hashes the canonical request cr into sha (just initialised), its first block from cr_head. */
+static void cr_head_hash(SHA256_CTX *sha, const char *cr, size_t n)
+{
+    if (cr_head.used && memcmp(cr_head.block, cr, 64) == 0) {
+        *sha = cr_head.state;
+    } else {
+        SHA256_Update(sha, cr, 64);
+        memcpy(cr_head.block, cr, 64);
+        cr_head.state = *sha;
+        cr_head.used = true;
+    }
+    SHA256_Update(sha, cr + 64, n - 64);
+}
+
 /* Hashes the canonical request, builds the string to sign and signs it into pr->... out. */
 static enum assay_err compute_signature(struct sigv4_key_cache *cache, struct prep *pr,
                                         struct sigv4_signed *out, char *errbuf)
@@ -1258,9 +1452,15 @@ static enum assay_err compute_signature(struct sigv4_key_cache *cache, struct pr
     s.sha = &sha;
     s.text = NULL;
     s.n = 0;
+    s.flushed = 0;
     enum assay_err err = put_canonical_request(&s, pr, errbuf);
     if (err != ASSAY_OK)
         return err;
+    if (s.flushed == 0 && s.head_end >= 64 && pr->placement == SIGV4_IN_HEADER) {
+        /* The whole canonical request is in s.tmp, its first block method, path and query only. */
+        cr_head_hash(&sha, s.tmp, s.n);
+        s.n = 0;
+    }
     sink_flush(&s);
     uint8_t md[32];
     SHA256_Final(md, &sha);
@@ -1268,7 +1468,7 @@ static enum assay_err compute_signature(struct sigv4_key_cache *cache, struct pr
     /* The string to sign: its head ("AWS4-HMAC-SHA256\n<amz date>\n<scope>\n"), then the hash. */
     char sts[STS_HEAD_MAX + 65];
     size_t head_len = sts_head_format(pr, sts);
-    hex_encode(md, 32, sts + head_len);
+    hex_encode(md, sts + head_len);
     size_t sts_len = head_len + 64;
     struct hmac_key hk;
     SHA256_CTX mac;
@@ -1285,12 +1485,11 @@ static enum assay_err compute_signature(struct sigv4_key_cache *cache, struct pr
     }
     uint8_t sig[32];
     hmac_finish(&hk, &mac, sig);
-    hex_encode(sig, 32, out->signature);
+    hex_encode(sig, out->signature);
     wipe(&hk, sizeof hk);
     wipe(&mac, sizeof mac);
     memcpy(out->amz_date, pr->amz_date, 17);
-    size_t n = strlen(pr->payload_hash);
-    memcpy(out->content_sha256, pr->payload_hash, n + 1);
+    memcpy(out->content_sha256, pr->payload_hash, pr->payload_hash_len + 1);
     return ASSAY_OK;
 }
 
@@ -1308,19 +1507,49 @@ enum assay_err sigv4_request_sign(struct sigv4_key_cache *cache, const struct si
 
     buf_reset(&out->authorization);
     buf_reset(&out->query);
-    struct sink s;
-    s.sha = NULL;
-    s.text = &out->authorization;
-    s.n = 0;
-    put_s(&s, SIGV4_ALGORITHM " Credential=");
-    put_s(&s, params->creds.access_key_id);
-    put_c(&s, '/');
-    put_scope(&s, &pr);
-    put_s(&s, ", SignedHeaders=");
-    put_signed_headers(&s, &pr);
-    put_s(&s, ", Signature=");
-    put(&s, out->signature, 64);
-    sink_flush(&s);
+    if (pr.sh_len) {
+        /* Written in place: its parts' lengths are known, and the buffer keeps its room. */
+        static const char cred[] = SIGV4_ALGORITHM " Credential=", shl[] = ", SignedHeaders=",
+                          sig[] = ", Signature=";
+        size_t akid_len = strlen(params->creds.access_key_id);
+        char scope[STS_HEAD_MAX];
+        size_t scope_len = scope_format(&pr, scope);
+        size_t n = sizeof cred - 1 + akid_len + 1 + scope_len + sizeof shl - 1 + pr.sh_len +
+                   sizeof sig - 1 + 64;
+        buf_reserve(&out->authorization, n);
+        char *o = out->authorization.data;
+        memcpy(o, cred, sizeof cred - 1);
+        o += sizeof cred - 1;
+        memcpy(o, params->creds.access_key_id, akid_len);
+        o[akid_len] = '/';
+        o += akid_len + 1;
+        memcpy(o, scope, scope_len);
+        o += scope_len;
+        memcpy(o, shl, sizeof shl - 1);
+        o += sizeof shl - 1;
+        memcpy(o, pr.sh, pr.sh_len);
+        o += pr.sh_len;
+        memcpy(o, sig, sizeof sig - 1);
+        o += sizeof sig - 1;
+        memcpy(o, out->signature, 64);
+        o[64] = '\0';
+        out->authorization.len = n;
+    } else {
+        struct sink s;
+        s.sha = NULL;
+        s.text = &out->authorization;
+        s.n = 0;
+        s.flushed = 0;
+        put_s(&s, SIGV4_ALGORITHM " Credential=");
+        put_s(&s, params->creds.access_key_id);
+        put_c(&s, '/');
+        put_scope(&s, &pr);
+        put_s(&s, ", SignedHeaders=");
+        put_signed_headers(&s, &pr);
+        put_s(&s, ", Signature=");
+        put(&s, out->signature, 64);
+        sink_flush(&s);
+    }
 
     size_t n = 0;
     out->add[n++] = (struct sigv4_header){"X-Amz-Date", out->amz_date};
@@ -1351,6 +1580,7 @@ enum assay_err sigv4_request_presign(struct sigv4_key_cache *cache, const struct
     s.sha = NULL;
     s.text = &out->query;
     s.n = 0;
+    s.flushed = 0;
     if (req->query && req->query[0])
         put_s(&s, req->query);
     /* The hoisted headers and X-Amz-* parameters, in the order they were added. */
