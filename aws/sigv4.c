@@ -74,8 +74,12 @@ static void hex_encode(const uint8_t in[32], char out[65])
         uint64_t ten_up = (nib + 0x0606060606060606ULL) >> 4 & 0x0101010101010101ULL;
         uint64_t text = nib + 0x3030303030303030ULL + ten_up * 39;
         /* Byte k of text goes to out[2i + k]: the first digit in the lowest byte. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(out + 2 * i, &text, 8);
+#else
         for (int k = 0; k < 8; k++)
             out[2 * i + (size_t)k] = (char)(text >> (8 * k));
+#endif
     }
     out[64] = '\0';
 }
@@ -164,7 +168,7 @@ void sigv4_signature_compute(const uint8_t key[32], const char *string_to_sign, 
 
 /*
  * A slot is found by (day, region, service, access key id) and a fingerprint
- * of the secret. The fingerprint is SipHash-2-4 under a random key of the
+ * of the secret. The fingerprint is SipHash-1-3 under a random key of the
  * cache's own, not SHA-256: it is computed on every signature, and one
  * SHA-256 block cost about 2% of a Converse signature. Keyed, 64 bits of
  * output tell secrets apart (a collision needs two secrets under one access
@@ -206,7 +210,7 @@ struct sigv4_key_cache {
         v2 += v1, v1 = ROTL64(v1, 17), v1 ^= v2, v2 = ROTL64(v2, 32);                              \
     } while (0)
 
-/* SipHash-2-4 (Aumasson and Bernstein) of n bytes under key k. */
+/* SipHash-1-3 (Aumasson and Bernstein; the variant Rust's hash maps use) of n bytes under k. */
 static uint64_t siphash(const uint64_t k[2], const void *data, size_t n)
 {
     const uint8_t *p = data;
@@ -214,11 +218,9 @@ static uint64_t siphash(const uint64_t k[2], const void *data, size_t n)
     uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL, v3 = k[1] ^ 0x7465646279746573ULL;
     uint64_t b = (uint64_t)n << 56;
     for (; n >= 8; n -= 8, p += 8) {
-        uint64_t m = 0;
-        for (int i = 0; i < 8; i++)
-            m |= (uint64_t)p[i] << (8 * i);
+        uint64_t m;
+        memcpy(&m, p, 8); /* byte order only changes which fingerprint a secret gets */
         v3 ^= m;
-        SIPROUND;
         SIPROUND;
         v0 ^= m;
     }
@@ -226,10 +228,8 @@ static uint64_t siphash(const uint64_t k[2], const void *data, size_t n)
         b |= (uint64_t)p[i] << (8 * i);
     v3 ^= b;
     SIPROUND;
-    SIPROUND;
     v0 ^= b;
     v2 ^= 0xff;
-    SIPROUND;
     SIPROUND;
     SIPROUND;
     SIPROUND;
@@ -598,6 +598,7 @@ struct hdr {
     bool repeat;   /* same name as the one before it (after sorting) */
     bool lower;    /* the name has no upper-case letter: compared and copied as is */
     uint64_t key8; /* its first 8 bytes in lower case, big-endian, 0-padded: sorts most names */
+    size_t verbatim_len; /* a value the signer made, to copy as is: its length; else 0 */
 };
 
 struct qparam {
@@ -647,16 +648,23 @@ static bool name_scan(const char *name, size_t len, char lc[NAME_PREFIX])
 {
     const uint64_t high = 0x8080808080808080ULL, low7 = 0x7f7f7f7f7f7f7f7fULL;
     uint64_t any = 0;
+    memset(lc, 0, 8); /* a name shorter than 8 bytes is 0-padded for name_key8 */
     for (size_t i = 0; i < len; i += 8) {
-        size_t k = len - i < 8 ? len - i : 8;
-        uint64_t x = 0;
-        memcpy(&x, name + i, k);
+        uint64_t x;
+        if (len - i >= 8) {
+            memcpy(&x, name + i, 8);
+        } else {
+            char tail[8] = {0};
+            for (size_t k = 0; i + k < len; k++)
+                tail[k] = name[i + k];
+            memcpy(&x, tail, 8);
+        }
         uint64_t h = x & low7;
         uint64_t upper = (h + 0x3f3f3f3f3f3f3f3fULL) & ~(h + 0x2525252525252525ULL) & ~x & high;
         any |= upper;
         if (i < NAME_PREFIX) {
             x |= upper >> 2;
-            memcpy(lc + i, &x, k);
+            memcpy(lc + i, &x, 8); /* past len only 0 bytes, within lc */
         }
     }
     return any != 0;
@@ -714,12 +722,14 @@ static enum name_kind name_kind(const char *lc, size_t len)
 #undef IS
 }
 
-/* The sort key of a name from its lower-cased prefix lc (len bytes in all). */
-static uint64_t name_key8(const char *lc, size_t len)
+/* The sort key of a name from its lower-cased, 0-padded first 8 bytes. */
+static uint64_t name_key8(const char lc[8])
 {
-    uint64_t k = 0;
-    for (size_t i = 0; i < 8; i++)
-        k = k << 8 | (i < len ? (uint8_t)lc[i] : 0);
+    uint64_t k;
+    memcpy(&k, lc, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    k = __builtin_bswap64(k);
+#endif
     return k;
 }
 
@@ -746,10 +756,11 @@ static int name_cmp(const struct hdr *a, const struct hdr *b)
     return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
 }
 
-/* A header the signer adds: its name is a lower-case literal. */
-static struct hdr internal_hdr(const char *name, size_t len, const char *value)
+/* A header the signer adds: its name is a lower-case literal of 8 bytes or more. */
+static struct hdr internal_hdr(const char *name, size_t len, const char *value, size_t verbatim_len)
 {
-    return (struct hdr){name, len, value, false, true, name_key8(name, len)};
+    struct hdr h = {name, len, value, false, true, name_key8(name), verbatim_len};
+    return h;
 }
 
 static void put_name(struct sink *s, const struct hdr *h)
@@ -1024,7 +1035,7 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
             continue;
         if (kind == NAME_HOST)
             have_host = true;
-        pr->h[pr->nh++] = (struct hdr){h->name, len, h->value, false, is_lower, name_key8(lc, len)};
+        pr->h[pr->nh++] = (struct hdr){h->name, len, h->value, false, is_lower, name_key8(lc), 0};
     }
     pr->have_sha_header = have_sha_header;
     if (!have_host)
@@ -1049,11 +1060,13 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
                                 "sigv4: payload hash longer than 64 characters");
 
     if (placement == SIGV4_IN_HEADER) {
-        pr->h[pr->nh++] = internal_hdr("x-amz-date", 10, pr->amz_date);
+        pr->h[pr->nh++] = internal_hdr("x-amz-date", 10, pr->amz_date, 16);
         if (token && !params->omit_session_token)
-            pr->h[pr->nh++] = internal_hdr("x-amz-security-token", 20, params->creds.session_token);
+            pr->h[pr->nh++] =
+                internal_hdr("x-amz-security-token", 20, params->creds.session_token, 0);
         if (params->sign_body && !have_sha_header)
-            pr->h[pr->nh++] = internal_hdr("x-amz-content-sha256", 20, pr->payload_hash);
+            pr->h[pr->nh++] = internal_hdr("x-amz-content-sha256", 20, pr->payload_hash,
+                                           pr->payload_hash == pr->body_hash ? 64 : 0);
     }
 
     /* Stable insertion sort: repeated names keep their order, to be joined with ','. */
@@ -1253,7 +1266,10 @@ static enum assay_err put_canonical_rest(struct sink *s, struct prep *pr)
             put_name(s, &pr->h[i]);
             put_c(s, ':');
         }
-        put_header_value(s, pr->h[i].value);
+        if (pr->h[i].verbatim_len)
+            put(s, pr->h[i].value, pr->h[i].verbatim_len);
+        else
+            put_header_value(s, pr->h[i].value);
     }
     put_s(s, "\n\n");
     put_signed_headers(s, pr);
