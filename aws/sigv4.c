@@ -26,6 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define MAX_REGION 63
 #define MAX_SERVICE 63
@@ -61,26 +64,32 @@ static void sha256(const void *p, size_t n, uint8_t md[32])
 }
 
 /*
- * Lower-case hex of a digest (32 bytes) and a NUL, four bytes a step: the
- * nibbles are spread one to a byte, then each gets '0', plus 39 more when it
- * is 10 or above ('a' - '0' - 10), all eight in one 64-bit add.
+ * Lower-case hex of a digest (32 bytes) and a NUL. Three per signature: with
+ * SSE2 (every x86-64) 16 bytes a step, the nibbles interleaved and each given
+ * '0', plus 39 more when above 9 ('a' - '0' - 10); else a byte at a time.
  */
 static void hex_encode(const uint8_t in[32], char out[65])
 {
-    for (size_t i = 0; i < 32; i += 4) {
-        uint64_t v = (uint64_t)in[i] | (uint64_t)in[i + 1] << 16 | (uint64_t)in[i + 2] << 32 |
-                     (uint64_t)in[i + 3] << 48;
-        uint64_t nib = (v >> 4 & 0x000f000f000f000fULL) | (v & 0x000f000f000f000fULL) << 8;
-        uint64_t ten_up = (nib + 0x0606060606060606ULL) >> 4 & 0x0101010101010101ULL;
-        uint64_t text = nib + 0x3030303030303030ULL + ten_up * 39;
-        /* Byte k of text goes to out[2i + k]: the first digit in the lowest byte. */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        memcpy(out + 2 * i, &text, 8);
-#else
-        for (int k = 0; k < 8; k++)
-            out[2 * i + (size_t)k] = (char)(text >> (8 * k));
-#endif
+#ifdef __SSE2__
+    const __m128i low4 = _mm_set1_epi8(0x0f), nine = _mm_set1_epi8(9);
+    const __m128i zero_ch = _mm_set1_epi8('0'), letter_gap = _mm_set1_epi8('a' - '0' - 10);
+    for (int i = 0; i < 32; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(in + i));
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(x, 4), low4), lo = _mm_and_si128(x, low4);
+        __m128i digits[2] = {_mm_unpacklo_epi8(hi, lo), _mm_unpackhi_epi8(hi, lo)};
+        for (int k = 0; k < 2; k++) {
+            __m128i d = digits[k];
+            __m128i letters = _mm_and_si128(_mm_cmpgt_epi8(d, nine), letter_gap);
+            d = _mm_add_epi8(_mm_add_epi8(d, zero_ch), letters);
+            _mm_storeu_si128((__m128i *)(out + 2 * i + 16 * k), d);
+        }
     }
+#else
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = "0123456789abcdef"[in[i] >> 4];
+        out[2 * i + 1] = "0123456789abcdef"[in[i] & 15];
+    }
+#endif
     out[64] = '\0';
 }
 
