@@ -663,10 +663,15 @@ static bool name_scan(const char *name, size_t len, char lc[NAME_PREFIX])
         if (len - i >= 8) {
             memcpy(&x, name + i, 8);
         } else {
-            char tail[8] = {0};
-            for (size_t k = 0; i + k < len; k++)
-                tail[k] = name[i + k];
-            memcpy(&x, tail, 8);
+            /* In registers: a copy through memory here stalled on store forwarding. */
+            x = 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            for (size_t k = len - i; k-- > 0;)
+                x = x << 8 | (uint8_t)name[i + k];
+#else
+            for (size_t k = 0; k < 8; k++)
+                x = x << 8 | (i + k < len ? (uint8_t)name[i + k] : 0);
+#endif
         }
         uint64_t h = x & low7;
         uint64_t upper = (h + 0x3f3f3f3f3f3f3f3fULL) & ~(h + 0x2525252525252525ULL) & ~x & high;
