@@ -648,40 +648,47 @@ struct prep {
 #define NAME_PREFIX 24
 
 /*
+ * A byte mask of the ASCII upper-case letters in x: a byte is one when its low
+ * 7 bits reach 'A' but not 'Z' + 1 and its top bit is clear. OR-ing the mask
+ * shifted right by 2 (0x20 a byte) lower-cases them.
+ */
+static uint64_t upper_mask(uint64_t x)
+{
+    uint64_t h = x & 0x7f7f7f7f7f7f7f7fULL;
+    return (h + 0x3f3f3f3f3f3f3f3fULL) & ~(h + 0x2525252525252525ULL) & ~x & 0x8080808080808080ULL;
+}
+
+/*
  * Copies the first NAME_PREFIX bytes of a name (len bytes) into lc in lower
- * case and says whether it has an upper-case letter anywhere, 8 bytes a step:
- * a byte is an ASCII upper-case letter when its low 7 bits reach 'A' but not
- * 'Z' + 1 and its top bit is clear; OR-ing 0x20 into those lower-cases them.
+ * case, 0-padded to 8, and says whether it has an upper-case letter anywhere.
+ * Eight bytes a step, a partial last step reading the name's last 8 bytes
+ * again; only a name shorter than 8 goes byte by byte.
  */
 static bool name_scan(const char *name, size_t len, char lc[NAME_PREFIX])
 {
-    const uint64_t high = 0x8080808080808080ULL, low7 = 0x7f7f7f7f7f7f7f7fULL;
-    uint64_t any = 0;
-    memset(lc, 0, 8); /* a name shorter than 8 bytes is 0-padded for name_key8 */
-    for (size_t i = 0; i < len; i += 8) {
-        uint64_t x;
-        if (len - i >= 8) {
-            memcpy(&x, name + i, 8);
-        } else {
-            /* In registers: a copy through memory here stalled on store forwarding. */
-            x = 0;
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            for (size_t k = len - i; k-- > 0;)
-                x = x << 8 | (uint8_t)name[i + k];
-#else
-            for (size_t k = 0; k < 8; k++)
-                x = x << 8 | (i + k < len ? (uint8_t)name[i + k] : 0);
-#endif
+    memset(lc, 0, 8);
+    if (len < 8) {
+        bool upper = false;
+        for (size_t k = 0; k < len; k++) {
+            upper |= (char_class[(unsigned char)name[k]] & C_UPPER) != 0;
+            lc[k] = lower(name[k]);
         }
-        uint64_t h = x & low7;
-        uint64_t upper = (h + 0x3f3f3f3f3f3f3f3fULL) & ~(h + 0x2525252525252525ULL) & ~x & high;
-        any |= upper;
-        if (i < NAME_PREFIX) {
-            x |= upper >> 2;
-            memcpy(lc + i, &x, 8); /* past len only 0 bytes, within lc */
-        }
+        return upper;
     }
-    return any != 0;
+    uint64_t any = 0;
+    for (size_t i = 0;; i += 8) {
+        size_t at = i + 8 <= len ? i : len - 8;
+        uint64_t x;
+        memcpy(&x, name + at, 8);
+        uint64_t upper = upper_mask(x);
+        any |= upper;
+        if (at + 8 <= NAME_PREFIX) {
+            x |= upper >> 2;
+            memcpy(lc + at, &x, 8);
+        }
+        if (at + 8 >= len)
+            return any != 0;
+    }
 }
 
 enum name_kind {
