@@ -13,6 +13,20 @@
  * SHA-256 goes through OpenSSL's low-level SHA256_* functions (deprecated in
  * OpenSSL 3 but present through the 3.x series): unlike EVP they need no
  * context allocation per digest, and an HMAC midstate is a plain struct copy.
+ *
+ * Speed: hashing is most of a signature's cost (bench/sigv4 prints the bound
+ * it sets), so the rest is kept small, and hashing that repeats is skipped:
+ *   - the string to sign's first block (algorithm, amz date, start of the
+ *     scope) is hashed once a second per cached key, in the key cache;
+ *   - per thread, the canonical request's method, path and query lines and
+ *     the SHA-256 state after its first block are kept from the last request,
+ *     for the next one to the same API and model, as assay's traffic is;
+ *   - the cache tells secrets apart by a keyed SipHash, not SHA-256;
+ *   - header names are classified from one lower-cased copy of their first
+ *     bytes, 8 bytes a step, and sorted by their first 8 bytes as an integer;
+ *     the signed header list is written once; runs of bytes that need no
+ *     escaping or folding are copied whole, never byte by byte.
+ * Memos keep no secret: the canonical request's head holds no header.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "aws/sigv4.h"
