@@ -60,9 +60,9 @@ struct hmac_key {
 };
 
 /*
- * Wipes key material: explicit_bzero is glibc's memset that the compiler may
- * not remove (OPENSSL_cleanse goes byte by byte and cost as much as a third
- * of the non-hash work of a signature).
+ * Wipes key material: explicit_bzero is glibc's vectorised memset that the
+ * compiler may not remove; OPENSSL_cleanse, a plain loop, took about 5% of
+ * a signature's non-hash instructions.
  */
 static void wipe(void *p, size_t n)
 {
@@ -976,8 +976,10 @@ static void put_signed_headers(struct sink *s, const struct prep *pr)
     }
 }
 
-/* Writes the signed header list into pr->sh when it fits (it goes into the canonical request
- * and the Authorization header or the query). */
+/*
+ * Writes the signed header list into pr->sh when it fits: it goes into the
+ * canonical request and into the Authorization header or the query.
+ */
 static void signed_headers_format(struct prep *pr)
 {
     size_t n = 0;
@@ -1018,7 +1020,7 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
     pr->service_len = strlen(params->service);
     pr->nh = 0;
     pr->nq = 0;
-    /* The date only changes once a second; formatting it costs a tenth of the non-hash work. */
+    /* The date changes once a second; formatting it took 3% of the non-hash instructions. */
     static _Thread_local struct {
         int64_t time_s;
         char amz_date[17];
