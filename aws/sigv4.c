@@ -655,11 +655,43 @@ struct prep {
 };
 
 /*
- * Header names are recognised from their first NAME_PREFIX bytes in lower
- * case, taken once per header: every name the signer treats specially is
- * shorter than that.
+ * Header names are recognised from their first NAME_WORDS * 8 bytes in lower
+ * case, taken once per header into integers ("words", byte k of the name at
+ * bits 8k, 0 past its end): every name the signer treats specially is shorter
+ * than that, so one is recognised by its length and up to three integer
+ * compares. They stay in registers: written to memory byte by byte or in
+ * overlapping pieces and read back whole, they stalled on store forwarding.
  */
-#define NAME_PREFIX 24
+#define NAME_WORDS 3
+
+static uint64_t load64le(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static uint64_t load32le(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    return v;
+}
+
+/* Word i of the literal lit (n bytes); on a literal the compiler folds it to a constant. */
+static uint64_t lit_word(const char *lit, size_t n, size_t i)
+{
+    uint64_t v = 0;
+    for (size_t k = 8; k-- > 0;)
+        v = v << 8 | (8 * i + k < n ? (uint8_t)lit[8 * i + k] : 0);
+    return v;
+}
 
 /*
  * A byte mask of the ASCII upper-case letters in x: a byte is one when its low
@@ -673,34 +705,37 @@ static uint64_t upper_mask(uint64_t x)
 }
 
 /*
- * Copies the first NAME_PREFIX bytes of a name (len bytes) into lc in lower
- * case, 0-padded to 8, and says whether it has an upper-case letter anywhere.
- * Eight bytes a step, a partial last step reading the name's last 8 bytes
- * again; only a name shorter than 8 goes byte by byte.
+ * The first words of a name (len bytes) in lower case into w, and whether it
+ * has an upper-case letter anywhere. Eight bytes a step; a partial last step
+ * reads the name's last 8 bytes and shifts out those seen already, and a name
+ * shorter than 8 is read as two overlapping 4-byte halves: no byte loops.
  */
-static bool name_scan(const char *name, size_t len, char lc[NAME_PREFIX])
+static bool name_scan(const char *name, size_t len, uint64_t w[NAME_WORDS])
 {
-    memset(lc, 0, 8);
+    for (size_t i = 0; i < NAME_WORDS; i++)
+        w[i] = 0;
     if (len < 8) {
-        bool upper = false;
-        for (size_t k = 0; k < len; k++) {
-            upper |= (char_class[(unsigned char)name[k]] & C_UPPER) != 0;
-            lc[k] = lower(name[k]);
+        uint64_t x;
+        if (len >= 4) {
+            x = load32le(name) | load32le(name + len - 4) << (8 * (len - 4));
+        } else {
+            x = 0;
+            for (size_t k = 0; k < len; k++)
+                x |= (uint64_t)(uint8_t)name[k] << (8 * k);
         }
-        return upper;
+        uint64_t upper = upper_mask(x);
+        w[0] = x | upper >> 2;
+        return upper != 0;
     }
     uint64_t any = 0;
     for (size_t i = 0;; i += 8) {
-        size_t at = i + 8 <= len ? i : len - 8;
-        uint64_t x;
-        memcpy(&x, name + at, 8);
+        uint64_t x =
+            i + 8 <= len ? load64le(name + i) : load64le(name + len - 8) >> (8 * (i + 8 - len));
         uint64_t upper = upper_mask(x);
         any |= upper;
-        if (at + 8 <= NAME_PREFIX) {
-            x |= upper >> 2;
-            memcpy(lc + at, &x, 8);
-        }
-        if (at + 8 >= len)
+        if (i / 8 < NAME_WORDS)
+            w[i / 8] = x | upper >> 2;
+        if (i + 8 >= len)
             return any != 0;
     }
 }
@@ -714,11 +749,18 @@ enum name_kind {
     NAME_UNSIGNABLE, /* the JS signer's ALWAYS_UNSIGNABLE_HEADERS, proxy-*, sec-* */
 };
 
-/* What a header name is to the signer, from lc (its lower-cased prefix) and its length. */
-static enum name_kind name_kind(const char *lc, size_t len)
+/* Does the name in w (len bytes) start with the literal lit? */
+#define NAME_HAS_PREFIX(w, len, lit)                                                               \
+    ((len) >= sizeof lit - 1 &&                                                                    \
+     ((w)[0] & (~0ULL >> (64 - 8 * (sizeof lit - 1)))) == lit_word(lit, sizeof lit - 1, 0))
+
+/* What a header name is to the signer, from its lower-cased words and its length. */
+static enum name_kind name_kind(const uint64_t w[NAME_WORDS], size_t len)
 {
-#define IS(lit) (memcmp(lc, lit, sizeof lit - 1) == 0)
-    if ((len >= 6 && IS("proxy-")) || (len >= 4 && IS("sec-")))
+#define IS(lit)                                                                                    \
+    (w[0] == lit_word(lit, sizeof lit - 1, 0) && w[1] == lit_word(lit, sizeof lit - 1, 1) &&       \
+     w[2] == lit_word(lit, sizeof lit - 1, 2))
+    if (NAME_HAS_PREFIX(w, len, "proxy-") || NAME_HAS_PREFIX(w, len, "sec-"))
         return NAME_UNSIGNABLE;
     switch (len) {
     case 2:
@@ -757,15 +799,10 @@ static enum name_kind name_kind(const char *lc, size_t len)
 #undef IS
 }
 
-/* The sort key of a name from its lower-cased, 0-padded first 8 bytes. */
-static uint64_t name_key8(const char lc[8])
+/* The sort key of a name from its first lower-cased word: its first byte most significant. */
+static uint64_t name_key8(uint64_t w0)
 {
-    uint64_t k;
-    memcpy(&k, lc, 8);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    k = __builtin_bswap64(k);
-#endif
-    return k;
+    return __builtin_bswap64(w0);
 }
 
 static int name_cmp(const struct hdr *a, const struct hdr *b)
@@ -791,10 +828,10 @@ static int name_cmp(const struct hdr *a, const struct hdr *b)
     return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
 }
 
-/* A header the signer adds: its name is a lower-case literal of 8 bytes or more. */
+/* A header the signer adds: its name is a lower-case literal. */
 static struct hdr internal_hdr(const char *name, size_t len, const char *value, size_t verbatim_len)
 {
-    struct hdr h = {name, len, value, false, true, name_key8(name), verbatim_len};
+    struct hdr h = {name, len, value, false, true, name_key8(lit_word(name, len, 0)), verbatim_len};
     return h;
 }
 
@@ -1052,9 +1089,9 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
             return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                     "sigv4: header %zu has no name", i);
         size_t len = strlen(h->name);
-        char lc[NAME_PREFIX];
-        bool is_lower = !name_scan(h->name, len, lc);
-        enum name_kind kind = name_kind(lc, len);
+        uint64_t w[NAME_WORDS];
+        bool is_lower = !name_scan(h->name, len, w);
+        enum name_kind kind = name_kind(w, len);
         /* The JS signer deletes these before signing and sets x-amz-date itself. */
         if (kind == NAME_DROPPED || (token && kind == NAME_TOKEN))
             continue;
@@ -1062,7 +1099,7 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
             have_sha_header = true;
             pr->payload_hash = h->value;
         }
-        if (placement == SIGV4_IN_QUERY && len >= 6 && memcmp(lc, "x-amz-", 6) == 0) {
+        if (placement == SIGV4_IN_QUERY && NAME_HAS_PREFIX(w, len, "x-amz-")) {
             err = add_qparam(pr, h->name, len, h->value, strlen(h->value), true, errbuf);
             if (err != ASSAY_OK)
                 return err;
@@ -1072,7 +1109,7 @@ static enum assay_err prepare(struct prep *pr, const struct sigv4_request *req,
             continue;
         if (kind == NAME_HOST)
             have_host = true;
-        pr->h[pr->nh++] = (struct hdr){h->name, len, h->value, false, is_lower, name_key8(lc), 0};
+        pr->h[pr->nh++] = (struct hdr){h->name, len, h->value, false, is_lower, name_key8(w[0]), 0};
     }
     pr->have_sha_header = have_sha_header;
     if (!have_host)
