@@ -8,6 +8,7 @@
 #include <string.h>
 
 static const struct command commands[] = {
+    {"serve", cmd_serve, "run the service: HTTP API, durable queue, judges"},
     {"version", cmd_version, "print the version and exit"},
 };
 

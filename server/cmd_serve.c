@@ -1,0 +1,220 @@
+/*
+ * server/cmd_serve: `assay serve --config FILE [--port-file FILE]`, the
+ * service. Loads the configuration and the rubrics, opens the store under
+ * data_dir, serves the HTTP API (server/http_api) and, on SIGTERM or SIGINT,
+ * stops accepting, lets the inserts in flight finish within
+ * server.shutdown_timeout_s, closes the store and exits 0.
+ *
+ * Signals are blocked in every thread and taken by sigwait() in the main
+ * thread, so no handler runs in async-signal context.
+ */
+#include "server/commands.h"
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "judges/rubric.h"
+#include "server/config.h"
+#include "server/http_api.h"
+#include "server/prom.h"
+#include "server/sampler.h"
+#include "server/store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: assay serve [--config FILE] [--port-file FILE]\n\n"
+                "Runs the service: the HTTP API, the durable queue and the judges.\n\n"
+                "  --config FILE     the JSON configuration (default: built-in defaults)\n"
+                "  --port-file FILE  write the bound TCP port there once listening\n"
+                "                    (for \"listen\": \"127.0.0.1:0\")\n"
+                "  --help            this text\n\n"
+                "Stops on SIGTERM or SIGINT: no new connections, samples in flight\n"
+                "answered within server.shutdown_timeout_s, the store closed cleanly.\n");
+}
+
+/* mkdir -p for data_dir; 0 or -1 with errno. */
+static int make_dirs(const char *path)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+        return -1;
+    struct stat st;
+    if (stat(tmp, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+/* Written to a temporary name and renamed, so a reader never sees half a file. */
+static int write_port_file(const char *path, unsigned port)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%u\n", port);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Every rubric an app names must exist. */
+static int check_app_rubrics(const struct config *cfg, const struct rubric_registry *reg)
+{
+    for (size_t a = 0; a < cfg->n_apps; a++)
+        for (size_t i = 0; i < cfg->apps[a].n_rubrics; i++)
+            if (!rubric_registry_find(reg, cfg->apps[a].rubrics[i])) {
+                fprintf(stderr, "assay serve: apps.%s.rubrics: no rubric named \"%s\" in %s\n",
+                        cfg->apps[a].name, cfg->apps[a].rubrics[i], cfg->rubrics_dir);
+                return -1;
+            }
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    int status = 1;
+    const char *config_path = NULL, *port_file = NULL;
+    struct config *cfg = NULL;
+    struct rubric_registry *rubrics = NULL;
+    struct store *store = NULL;
+    struct http_api *api = NULL;
+    struct prom *prom = NULL;
+    struct sampler *sampler = NULL;
+    char errbuf[ASSAY_ERRBUF_SIZE] = "";
+    char *db_path = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc) {
+            port_file = argv[++i];
+        } else {
+            fprintf(stderr, "assay serve: unknown or incomplete option '%s'\n\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+
+    if (config_load(config_path, NULL, NULL, &cfg, errbuf) != ASSAY_OK) {
+        fprintf(stderr, "assay serve: %s\n", errbuf);
+        goto out;
+    }
+    enum log_level level;
+    const char *env_level = getenv("ASSAY_LOG_LEVEL");
+    if (env_level && *env_level && log_level_parse(env_level, &level) == 0)
+        log_set_level(level);
+    else if (cfg->log_level && log_level_parse(cfg->log_level, &level) == 0)
+        log_set_level(level);
+
+    if (rubric_registry_load(cfg->rubrics_dir, &rubrics, errbuf) != ASSAY_OK) {
+        fprintf(stderr, "assay serve: rubrics_dir: %s\n", errbuf);
+        goto out;
+    }
+    if (check_app_rubrics(cfg, rubrics) != 0)
+        goto out;
+    if (make_dirs(cfg->data_dir) != 0) {
+        fprintf(stderr, "assay serve: data_dir: cannot create %s: %s\n", cfg->data_dir,
+                strerror(errno));
+        goto out;
+    }
+
+    /* Before any thread exists: they all inherit the mask, and sigwait takes the signals. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    prom = prom_new();
+    sampler = sampler_new(NULL);
+    struct http_api_options ho = {.cfg = cfg, .rubrics = rubrics, .sampler = sampler, .prom = prom};
+    if (http_api_start(&ho, &api, errbuf) != ASSAY_OK) {
+        fprintf(stderr, "assay serve: %s\n", errbuf);
+        goto out;
+    }
+    unsigned port = http_api_port(api);
+    if (port_file && write_port_file(port_file, port) != 0) {
+        fprintf(stderr, "assay serve: --port-file %s: %s\n", port_file, strerror(errno));
+        goto out;
+    }
+
+    size_t n = strlen(cfg->data_dir) + sizeof STORE_SQLITE_FILENAME + 2;
+    db_path = xmalloc(n);
+    snprintf(db_path, n, "%s/%s", cfg->data_dir, STORE_SQLITE_FILENAME);
+    struct store_sqlite_options so;
+    store_sqlite_options_init(&so);
+    so.path = db_path;
+    if (store_sqlite_open(&so, &store, errbuf) != ASSAY_OK) {
+        fprintf(stderr, "assay serve: store %s: %s\n", db_path, errbuf);
+        goto out;
+    }
+    http_api_set_store(api, store);
+    /*
+     * The worker pool (judging queued jobs) plugs in here once the judge
+     * orchestration (judges/llm on aws/bedrock) is merged: until then samples
+     * are accepted, sampled and queued durably, and stay queued.
+     */
+    http_api_set_ready(api, true);
+    LOG_INFO("serve.ready", LOG_I("port", port), LOG_S("data_dir", cfg->data_dir),
+             LOG_I("rubrics", rubric_registry_count(rubrics)), LOG_I("apps", cfg->n_apps));
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    int64_t timeout_ms = cfg->server.shutdown_timeout_s * 1000;
+    LOG_INFO("serve.stopping", LOG_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
+             LOG_I("timeout_ms", timeout_ms));
+    int left = http_api_drain(api, timeout_ms);
+    http_api_set_store(api, NULL);
+    /* Closing the store fires every insert callback still pending. */
+    store_close(store);
+    store = NULL;
+    if (left > 0)
+        left = http_api_drain(api, 1000);
+    http_api_free(api);
+    api = NULL;
+    LOG_INFO("serve.stopped", LOG_I("unanswered", left));
+    status = 0;
+out:
+    http_api_free(api);
+    store_close(store);
+    sampler_free(sampler);
+    prom_free(prom);
+    rubric_registry_free(rubrics);
+    config_free(cfg);
+    free(db_path);
+    return status;
+}
