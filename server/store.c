@@ -216,6 +216,9 @@ static enum assay_err check_samples(const struct store_sample *samples, size_t n
         if (!x->app || !x->app[0] || !x->id || !x->id[0])
             return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                     "store: sample %zu has no app or id", i);
+        if (x->doc_len > INT32_MAX)
+            return assay_errbuf_set(errbuf, ASSAY_ERR_TOO_LARGE, "store: sample %zu is too large",
+                                    i);
         if (!x->doc)
             return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                     "store: sample %zu has no document", i);
