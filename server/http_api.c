@@ -897,7 +897,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 
 static void log_request(const struct request *r, enum MHD_RequestTerminationCode toe)
 {
-    double ms = (now_s() - r->start_s) * 1000.0;
+    double ms = (double)(int64_t)((now_s() - r->start_s) * 1e6) / 1000.0; /* to the microsecond */
     const char *app = r->batch.n ? r->batch.items[0].app : NULL;
     const char *trace = r->batch.n ? r->batch.items[0].trace_id : NULL;
     enum log_level level = r->route >= R_HEALTHZ ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
@@ -1035,10 +1035,11 @@ enum assay_err http_api_start(const struct http_api_options *o, struct http_api 
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
+    /* The logger goes first, so that every message of start-up reaches it. */
     api->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, completed, api,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
     if (!api->daemon) {
         err = assay_errbuf_set(errbuf, ASSAY_ERR_IO, "listen: cannot serve on %s (address in use?)",
