@@ -1,137 +1,26 @@
 /*
- * tests/support/sigv4_verify: verification of SigV4-signed requests received
- * by test peers, built on aws/sigv4.
+ * tests/support/sigv4_verify: adapts a fake_server request to the one SigV4
+ * verifier, emulator/verify, which the emulator uses too.
  */
 #include "tests/support/sigv4_verify.h"
 
-#include "aws/sigv4.h"
-#include "common/clock.h"
-
-#include <stdio.h>
-#include <string.h>
-#include <strings.h>
-
-static int fail(char *code, size_t code_size, char *message, size_t message_size, const char *c,
-                const char *m)
-{
-    snprintf(code, code_size, "%s", c);
-    snprintf(message, message_size, "%s", m);
-    return -1;
-}
-
-/* Copies the value of "key=" up to ',' or the end from an Authorization value. */
-static int auth_field(const char *auth, const char *key, char *out, size_t n)
-{
-    const char *p = strstr(auth, key);
-    if (!p)
-        return -1;
-    p += strlen(key);
-    size_t len = strcspn(p, ", ");
-    if (len >= n)
-        return -1;
-    memcpy(out, p, len);
-    out[len] = '\0';
-    return 0;
-}
-
-static int listed(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = list; *p;) {
-        size_t len = strcspn(p, ";");
-        if (len == n && strncasecmp(p, name, n) == 0)
-            return 1;
-        p += len;
-        if (*p == ';')
-            p++;
-    }
-    return 0;
-}
+#include "emulator/verify.h"
 
 int sigv4_verify(const struct fake_request *req, const struct sigv4_verify_key *key,
                  int64_t server_ms, char *code, size_t code_size, char *message,
                  size_t message_size)
 {
-    const char *auth = fake_request_header(req, "Authorization");
-    if (!auth)
-        return fail(code, code_size, message, message_size, "MissingAuthenticationToken",
-                    "Missing Authentication Token");
-    char credential[256], signed_headers[1024];
-    if (strncmp(auth, SIGV4_ALGORITHM " ", strlen(SIGV4_ALGORITHM) + 1) != 0 ||
-        auth_field(auth, "Credential=", credential, sizeof credential) != 0 ||
-        auth_field(auth, "SignedHeaders=", signed_headers, sizeof signed_headers) != 0 ||
-        !strstr(auth, "Signature="))
-        return fail(code, code_size, message, message_size, "IncompleteSignature",
-                    "Authorization header requires Credential, SignedHeaders and Signature");
-    size_t akid_len = strcspn(credential, "/");
-    if (akid_len != strlen(key->access_key_id) ||
-        strncmp(credential, key->access_key_id, akid_len) != 0)
-        return fail(code, code_size, message, message_size, "UnrecognizedClientException",
-                    "The security token included in the request is invalid");
-    const char *amz_date = fake_request_header(req, "X-Amz-Date");
-    int64_t signed_ms;
-    if (!amz_date || clock_parse_iso8601(amz_date, &signed_ms) != 0)
-        return fail(code, code_size, message, message_size, "IncompleteSignature",
-                    "X-Amz-Date is missing or not a date");
-    if (signed_ms - server_ms > 5 * 60000 || server_ms - signed_ms > 5 * 60000)
-        return fail(code, code_size, message, message_size, "InvalidSignatureException",
-                    "Signature expired: the signing time is more than 5 minutes from the "
-                    "server's time");
-
-    /* Re-sign with the headers the client signed, less those the signer adds. */
-    static const char *const added[] = {"x-amz-date", "x-amz-security-token",
-                                        "x-amz-content-sha256", "authorization"};
-    struct sigv4_header headers[SIGV4_MAX_HEADERS];
-    size_t n = 0;
-    for (size_t i = 0; i < req->n_headers && n < SIGV4_MAX_HEADERS; i++) {
-        int skip = !listed(signed_headers, req->headers[i].name);
-        for (size_t k = 0; k < sizeof added / sizeof added[0] && !skip; k++)
-            skip = strcasecmp(req->headers[i].name, added[k]) == 0;
-        if (!skip) {
-            headers[n].name = req->headers[i].name;
-            headers[n].value = req->headers[i].value;
-            n++;
-        }
+    struct sigv4_header headers[FAKE_MAX_HEADERS];
+    for (size_t i = 0; i < req->n_headers; i++) {
+        headers[i].name = req->headers[i].name;
+        headers[i].value = req->headers[i].value;
     }
-    char path[4096];
-    size_t path_len = strcspn(req->uri, "?");
-    if (path_len >= sizeof path)
-        return fail(code, code_size, message, message_size, "IncompleteSignature", "path too long");
-    memcpy(path, req->uri, path_len);
-    path[path_len] = '\0';
-    const char *query = req->uri[path_len] == '?' ? req->uri + path_len + 1 : "";
-    const char *content_sha = fake_request_header(req, "X-Amz-Content-SHA256");
-    struct sigv4_request sr = {.method = req->method,
-                               .path = path,
-                               .query = query,
-                               .headers = headers,
-                               .header_count = n,
-                               .body = req->body,
-                               .body_len = req->body_len};
-    struct sigv4_params params = {
-        .creds = {key->access_key_id, key->secret_access_key,
-                  listed(signed_headers, "x-amz-security-token")
-                      ? fake_request_header(req, "X-Amz-Security-Token")
-                      : NULL},
-        .region = key->region,
-        .service = key->service,
-        .time_s = signed_ms / 1000,
-        .sign_body = content_sha != NULL && listed(signed_headers, "x-amz-content-sha256"),
-    };
-    struct sigv4_signed out;
-    sigv4_signed_init(&out);
-    char errbuf[256];
-    int rc = 0;
-    if (sigv4_request_sign(NULL, &sr, &params, &out, errbuf) != 0) {
-        rc = fail(code, code_size, message, message_size, "IncompleteSignature", errbuf);
-    } else if (content_sha && strcmp(content_sha, out.content_sha256) != 0) {
-        rc = fail(code, code_size, message, message_size, "SignatureDoesNotMatch",
-                  "The provided x-amz-content-sha256 header does not match what was computed");
-    } else if (strcmp(buf_cstr(&out.authorization), auth) != 0) {
-        rc = fail(code, code_size, message, message_size, "SignatureDoesNotMatch",
-                  "The request signature we calculated does not match the signature you "
-                  "provided");
-    }
-    sigv4_signed_clear(&out);
-    return rc;
+    struct verify_request vr = {.method = req->method,
+                                .uri = req->uri,
+                                .headers = headers,
+                                .n_headers = req->n_headers,
+                                .body = req->body,
+                                .body_len = req->body_len};
+    struct verify_key k = {key->access_key_id, key->secret_access_key, key->region, key->service};
+    return verify_sigv4(&vr, &k, 1, server_ms, code, code_size, message, message_size);
 }

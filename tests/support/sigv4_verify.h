@@ -1,6 +1,7 @@
 /*
- * tests/support/sigv4_verify: the server side of SigV4 for test peers (and
- * the emulator): re-signs a received request with the secret the server
+ * tests/support/sigv4_verify: the server side of SigV4 for test peers, an
+ * adapter over emulator/verify (the one verifier, shared with the emulator):
+ * re-signs a received request with the secret the server
  * knows and compares the Authorization header, and checks the signing time
  * against the server's clock, as AWS does.
  */
