@@ -46,8 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     abort();
         }
         sample_batch_clear(&b);
-    } else if (b.n != 0 || b.items != NULL || (e.code != ASSAY_ERR_INVALID_ARGUMENT &&
-                                                 e.code != ASSAY_ERR_PARSE)) {
+    } else if (b.n != 0 || b.items != NULL ||
+               (e.code != ASSAY_ERR_INVALID_ARGUMENT && e.code != ASSAY_ERR_PARSE)) {
         abort();
     }
     enum sample_format f;
