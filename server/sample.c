@@ -402,8 +402,24 @@ void sample_clear(struct sample *s)
     memset(s, 0, sizeof *s);
 }
 
+/*
+ * Validates obj, which the sample takes a reference to (it must not be shared:
+ * the id, trace_id and timestamp are written into it).
+ */
+static enum assay_err parse_owned(json_t *obj, long index, const struct sample_parse_opts *o,
+                                  struct sample *out, struct sample_error *e);
+
 enum assay_err sample_parse_object(const json_t *obj, long index, const struct sample_parse_opts *o,
                                    struct sample *out, struct sample_error *e)
+{
+    json_t *copy = json_deep_copy(obj);
+    enum assay_err err = parse_owned(copy, index, o, out, e);
+    json_decref(copy);
+    return err;
+}
+
+static enum assay_err parse_owned(json_t *obj, long index, const struct sample_parse_opts *o,
+                                  struct sample *out, struct sample_error *e)
 {
     enum assay_err err = ASSAY_OK;
     struct buf text = BUF_INIT;
@@ -413,7 +429,7 @@ enum assay_err sample_parse_object(const json_t *obj, long index, const struct s
         err = fail(e, index, "", "a sample must be a JSON object");
         goto out;
     }
-    s.doc = json_deep_copy(obj);
+    s.doc = json_incref(obj);
     json_t *d = s.doc;
 
     const char *key;
@@ -628,7 +644,7 @@ enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_form
                 goto out;
             }
             struct sample s;
-            err = sample_parse_object(line, index, o, &s, e);
+            err = parse_owned(line, index, o, &s, e);
             json_decref(line);
             if (err != ASSAY_OK)
                 goto out;
@@ -642,7 +658,7 @@ enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_form
         }
         if (json_is_object(root)) {
             struct sample s;
-            if ((err = sample_parse_object(root, 0, o, &s, e)) != ASSAY_OK)
+            if ((err = parse_owned(root, 0, o, &s, e)) != ASSAY_OK)
                 goto out;
             batch_push(out, &cap, &s);
         } else if (json_is_array(root)) {
@@ -654,8 +670,7 @@ enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_form
             }
             for (size_t i = 0; i < n; i++) {
                 struct sample s;
-                if ((err = sample_parse_object(json_array_get(root, i), (long)i, o, &s, e)) !=
-                    ASSAY_OK)
+                if ((err = parse_owned(json_array_get(root, i), (long)i, o, &s, e)) != ASSAY_OK)
                     goto out;
                 batch_push(out, &cap, &s);
             }

@@ -497,10 +497,11 @@ static void *post_loop(void *arg)
         snprintf(body, sizeof body, "{\"app\":\"support\",\"output\":\"x\",\"id\":\"%s\"}", id);
         struct reply r;
         http(p->s, "POST", "/v1/samples", "application/json", body, NULL, &r);
-        if (r.status == 202)
-            snprintf(p->ids[p->accepted++], 24, "%s", id);
+        long status = r.status;
         reply_clear(&r);
-        if (r.status == 0)
+        if (status == 202)
+            snprintf(p->ids[p->accepted++], 24, "%s", id);
+        if (status == 0)
             break; /* the server is gone */
     }
     return NULL;
