@@ -30,6 +30,7 @@
 /* The SDKs correct the clock when it is off by this much or more. */
 #define SKEW_THRESHOLD_MS 300000
 #define POLL_MS 1000
+#define TIMER_MAX_DELAY_MS (24LL * 3600 * 1000)
 
 /* One submitted request, from submit until its callback returns. */
 struct transfer {
@@ -48,11 +49,22 @@ struct transfer {
     char curl_err[CURL_ERROR_SIZE];
 };
 
+/* A pending timer; the heap orders by (due_ms, seq). */
+struct timer {
+    int64_t due_ms; /* monotonic */
+    uint64_t seq;
+    http_timer_fn fn;
+    void *ctx;
+};
+
 struct http_transport {
     CURLM *multi;
     pthread_t thread;
     pthread_mutex_t mu; /* guards queue and stopping */
     struct transfer *queue_head, *queue_tail;
+    struct timer *timers; /* a binary min-heap, guarded by mu */
+    size_t n_timers, cap_timers;
+    uint64_t timer_seq;
     int stopping;
     struct transfer *active; /* transport thread only */
     _Atomic int64_t skew_ms;
@@ -716,6 +728,101 @@ static void drain_messages(struct http_transport *t)
     }
 }
 
+/* ---- timers: a min-heap under the transport's lock ---- */
+
+static int timer_before(const struct timer *a, const struct timer *b)
+{
+    return a->due_ms < b->due_ms || (a->due_ms == b->due_ms && a->seq < b->seq);
+}
+
+static void timer_push(struct http_transport *t, struct timer tm)
+{
+    if (t->n_timers == t->cap_timers) {
+        t->cap_timers = t->cap_timers ? t->cap_timers * 2 : 16;
+        t->timers = xrealloc(t->timers, t->cap_timers * sizeof *t->timers);
+    }
+    size_t i = t->n_timers++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!timer_before(&tm, &t->timers[parent]))
+            break;
+        t->timers[i] = t->timers[parent];
+        i = parent;
+    }
+    t->timers[i] = tm;
+}
+
+static struct timer timer_pop(struct http_transport *t)
+{
+    struct timer top = t->timers[0];
+    struct timer last = t->timers[--t->n_timers];
+    size_t i = 0, n = t->n_timers;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && timer_before(&t->timers[c + 1], &t->timers[c]))
+            c++;
+        if (!timer_before(&t->timers[c], &last))
+            break;
+        t->timers[i] = t->timers[c];
+        i = c;
+    }
+    if (n > 0)
+        t->timers[i] = last;
+    return top;
+}
+
+/* Runs the timers that are due, one at a time and outside the lock (a timer
+ * may set another). Returns the milliseconds until the next one, capped at
+ * POLL_MS. */
+static int run_timers(struct http_transport *t)
+{
+    int64_t now = clock_mono_ms(NULL);
+    for (;;) {
+        pthread_mutex_lock(&t->mu);
+        if (t->stopping || t->n_timers == 0 || t->timers[0].due_ms > now) {
+            int64_t wait = POLL_MS;
+            if (!t->stopping && t->n_timers > 0 && t->timers[0].due_ms - now < wait)
+                wait = t->timers[0].due_ms - now;
+            pthread_mutex_unlock(&t->mu);
+            return (int)(wait < 0 ? 0 : wait);
+        }
+        struct timer tm = timer_pop(t);
+        pthread_mutex_unlock(&t->mu);
+        tm.fn(tm.ctx, ASSAY_OK);
+    }
+}
+
+enum assay_err http_transport_call_later(struct http_transport *t, int64_t delay_ms,
+                                         http_timer_fn fn, void *ctx)
+{
+    if (!t || !fn)
+        return ASSAY_ERR_INVALID_ARGUMENT;
+    /* A day is as long as any wait here needs; the cap keeps the sum finite. */
+    if (delay_ms > TIMER_MAX_DELAY_MS)
+        delay_ms = TIMER_MAX_DELAY_MS;
+    struct timer tm = {clock_mono_ms(NULL) + (delay_ms > 0 ? delay_ms : 0), 0, fn, ctx};
+    pthread_mutex_lock(&t->mu);
+    if (t->stopping) {
+        pthread_mutex_unlock(&t->mu);
+        return ASSAY_ERR_CANCELLED;
+    }
+    tm.seq = t->timer_seq++;
+    int first = t->n_timers == 0 || timer_before(&tm, &t->timers[0]);
+    timer_push(t, tm);
+    pthread_mutex_unlock(&t->mu);
+    /* The thread sleeps until the earliest timer; an earlier one wakes it. */
+    if (first && !http_transport_on_thread(t))
+        curl_multi_wakeup(t->multi);
+    return ASSAY_OK;
+}
+
+int http_transport_on_thread(const struct http_transport *t)
+{
+    return t && pthread_equal(pthread_self(), t->thread);
+}
+
 /* Ends everything still queued or in flight with ASSAY_ERR_CANCELLED. */
 static void cancel_all(struct http_transport *t)
 {
@@ -734,6 +841,18 @@ static void cancel_all(struct http_transport *t)
         assay_errbuf_set(q->resp->errbuf, ASSAY_ERR_CANCELLED, "the transport was shut down");
         finish(t, q, ASSAY_ERR_CANCELLED);
         q = next;
+    }
+    /* Timers last: a cancelled transfer's callback may have set one (it is
+     * refused once stopping is set, so this loop ends). */
+    for (;;) {
+        pthread_mutex_lock(&t->mu);
+        if (t->n_timers == 0) {
+            pthread_mutex_unlock(&t->mu);
+            break;
+        }
+        struct timer tm = timer_pop(t);
+        pthread_mutex_unlock(&t->mu);
+        tm.fn(tm.ctx, ASSAY_ERR_CANCELLED);
     }
 }
 
@@ -760,7 +879,13 @@ static void *run(void *arg)
         if (mc != CURLM_OK)
             LOG_ERROR("http.multi_perform", LOG_S("error", curl_multi_strerror(mc)));
         drain_messages(t);
-        mc = curl_multi_poll(t->multi, NULL, 0, POLL_MS, NULL);
+        int wait_ms = run_timers(t);
+        /* A timer or callback may have queued requests: do not sleep on them. */
+        pthread_mutex_lock(&t->mu);
+        if (t->queue_head || t->stopping)
+            wait_ms = 0;
+        pthread_mutex_unlock(&t->mu);
+        mc = curl_multi_poll(t->multi, NULL, 0, wait_ms, NULL);
         if (mc != CURLM_OK) {
             /* Not expected; pause rather than spin while it lasts. */
             LOG_ERROR("http.multi_poll", LOG_S("error", curl_multi_strerror(mc)));
@@ -833,6 +958,7 @@ void http_transport_free(struct http_transport *t)
     pthread_join(t->thread, NULL);
     curl_multi_cleanup(t->multi);
     pthread_mutex_destroy(&t->mu);
+    free(t->timers);
     free(t->ca_file);
     free(t);
 }
@@ -897,7 +1023,7 @@ static void wake(void *ctx, enum assay_err err, struct http_request *req,
 enum assay_err http_transport_perform(struct http_transport *t, struct http_request *req,
                                       struct http_response *resp)
 {
-    if (t && pthread_equal(pthread_self(), t->thread))
+    if (http_transport_on_thread(t))
         return assay_errbuf_set(resp ? resp->errbuf : NULL, ASSAY_ERR_INVALID_ARGUMENT,
                                 "perform called from a completion callback");
     struct waiter w;

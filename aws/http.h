@@ -113,8 +113,7 @@ struct http_transport;
 
 /* NULL options: the defaults. Returns NULL (detail in errbuf) when libcurl or
  * the thread cannot start. */
-struct http_transport *http_transport_new(const struct http_transport_options *opt,
-                                          char *errbuf);
+struct http_transport *http_transport_new(const struct http_transport_options *opt, char *errbuf);
 /* Ends requests in flight (their callbacks get ASSAY_ERR_CANCELLED), stops the
  * thread, frees. Accepts NULL. Must not be called from a callback. */
 void http_transport_free(struct http_transport *t);
@@ -139,6 +138,29 @@ enum assay_err http_transport_submit(struct http_transport *t, struct http_reque
 /* Blocking: submits and waits. Returns what the callback would receive. */
 enum assay_err http_transport_perform(struct http_transport *t, struct http_request *req,
                                       struct http_response *resp);
+
+/*
+ * Timers, for delayed work that must not hold a thread: retry backoff and
+ * rate-limit waits of the service clients. fn runs once on the transport
+ * thread, with ASSAY_OK when delay_ms (monotonic, real time) has passed, or
+ * with ASSAY_ERR_CANCELLED when the transport is freed first. Like a
+ * completion callback it must not block; it may submit requests and set
+ * further timers. Timers due at the same time run in the order they were set.
+ */
+typedef void (*http_timer_fn)(void *ctx, enum assay_err err);
+
+/*
+ * Sets a timer (delay_ms <= 0: run on the transport thread's next turn;
+ * delays above a day are cut to a day).
+ * Returns ASSAY_OK, after which fn is called exactly once; or
+ * ASSAY_ERR_INVALID_ARGUMENT (no t or fn) / ASSAY_ERR_CANCELLED (the
+ * transport is shutting down), and fn is never called.
+ */
+enum assay_err http_transport_call_later(struct http_transport *t, int64_t delay_ms,
+                                         http_timer_fn fn, void *ctx);
+
+/* 1 when the calling thread is t's transport thread (inside a callback). */
+int http_transport_on_thread(const struct http_transport *t);
 
 /* The clock offset learned from servers (server minus local), milliseconds. */
 int64_t http_transport_skew_ms(const struct http_transport *t);

@@ -272,7 +272,7 @@ static bool scale_from_text(const char *text, struct judge_reply *r)
             }
     double lo, hi;
     if (best && sscanf(best + strlen(integer ? forms[0] : forms[1]), "%lf to %lf", &lo, &hi) == 2 &&
-        lo < hi) {
+        lo < hi && isfinite(lo) && isfinite(hi) && isfinite(hi - lo)) {
         r->min = lo;
         r->max = hi;
         r->integer = integer;
@@ -317,8 +317,14 @@ static void scale_from_schema(const json_t *spec, struct judge_reply *r)
     r->integer = type && strcmp(type, "integer") == 0;
     r->min = json_is_number(lo) ? json_number_value(lo) : (r->integer ? 1 : 0);
     r->max = json_is_number(hi) ? json_number_value(hi) : (r->integer ? 5 : 1);
-    if (!(r->max > r->min))
-        r->max = r->min + 1;
+    /* A schema without a usable range: answer on 0..1 (a model would guess too). */
+    if (!isfinite(r->min) || !isfinite(r->max) || !isfinite(r->max - r->min) ||
+        !(r->max > r->min)) {
+        r->min = 0;
+        r->max = 1;
+    }
+    if (r->integer && ceil(r->min) > floor(r->max))
+        r->integer = false; /* no integer inside the range */
 }
 
 static void plain_answer(const char *prompt, const json_t *answers, struct buf *out)
@@ -382,7 +388,12 @@ void judge_answer(const json_t *req, const json_t *answers, struct judge_reply *
         }
     }
     r->score = r->min + r->quality * (r->max - r->min);
-    r->score = r->integer ? floor(r->score + 0.5) : floor(r->score * 100 + 0.5) / 100;
+    if (r->integer)
+        r->score = fmax(ceil(r->min), fmin(floor(r->max), floor(r->score + 0.5)));
+    else
+        r->score = fmax(r->min, fmin(r->max, floor(r->score * 100 + 0.5) / 100));
+    if (!isfinite(r->score))
+        r->score = r->min;
     if (!r->tool_use) {
         buf_append(&r->text, r->reasoning.data, r->reasoning.len);
         if (r->integer)

@@ -432,3 +432,45 @@ enum assay_err verdict_combine(const struct rubric *r, const struct verdict *vs,
     free(raw);
     return ASSAY_OK;
 }
+
+json_t *verdict_to_json(const struct verdict *v)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "rubric", json_string(v->rubric));
+    if (v->rubric_version[0])
+        json_object_set_new(o, "rubric_version", json_string(v->rubric_version));
+    if (v->judge)
+        json_object_set_new(o, "judge", json_string(v->judge));
+    if (v->outcome == VERDICT_SCORED) {
+        json_object_set_new(o, "unscorable", json_false());
+        json_object_set_new(o, "score", json_real(v->score));
+        json_object_set_new(o, "raw_score", json_real(v->raw_score));
+        json_object_set_new(o, "pass", json_boolean(v->pass));
+        if (v->reasoning)
+            json_object_set_new(o, "reasoning", json_string(v->reasoning));
+        if (v->n_samples > 1) {
+            json_object_set_new(o, "n_samples", json_integer(v->n_samples));
+            json_object_set_new(o, "spread", json_real(v->spread));
+        }
+    } else {
+        json_object_set_new(o, "unscorable", json_true());
+        json_object_set_new(o, "reason", json_string(v->reason ? v->reason : "unknown"));
+        if (v->detail[0]) {
+            json_t *d = json_string(v->detail);
+            json_object_set_new(o, "detail", d ? d : json_string("(detail not valid UTF-8)"));
+        }
+    }
+    json_object_set_new(o, "latency_ms", json_integer(v->elapsed_ms));
+    if (v->latency_ms >= 0)
+        json_object_set_new(o, "model_latency_ms", json_integer(v->latency_ms));
+    json_object_set_new(o, "attempts", json_integer(v->attempts));
+    json_object_set_new(o, "input_tokens", json_integer(v->usage.input_tokens));
+    json_object_set_new(o, "output_tokens", json_integer(v->usage.output_tokens));
+    json_object_set_new(o, "cache_read_input_tokens",
+                        json_integer(v->usage.cache_read_input_tokens));
+    json_object_set_new(o, "cache_write_input_tokens",
+                        json_integer(v->usage.cache_write_input_tokens));
+    if (v->stop_reason[0])
+        json_object_set_new(o, "stop_reason", json_string(v->stop_reason));
+    return o;
+}

@@ -63,6 +63,10 @@ struct verdict {
      * and the range (max - min) of their normalised scores. */
     int n_samples;
     double spread;
+    /* LLM judges: Converse attempts sent for this verdict (retries, re-asks
+     * and repeats included; 0 for local judges) and the wall time it took. */
+    int attempts;
+    int64_t elapsed_ms;
 };
 
 /* Leaves an empty unscorable verdict with reason "none". */
@@ -121,6 +125,17 @@ enum assay_err verdict_parse_text(const struct rubric *r, const char *text, size
  */
 enum assay_err verdict_combine(const struct rubric *r, const struct verdict *vs, size_t n,
                                struct verdict *out);
+
+/*
+ * The verdict as the API and `assay judge` show it (DESIGN.md, GET
+ * /v1/samples): rubric, rubric_version, judge, then for a scored verdict
+ * score, raw_score, pass, reasoning (and n_samples, spread after repeats),
+ * for an unscorable one "unscorable": true, reason and detail; then
+ * latency_ms (elapsed_ms), model_latency_ms when known, attempts,
+ * input_tokens, output_tokens, cache_read_input_tokens,
+ * cache_write_input_tokens and stop_reason when known. Returns a new object.
+ */
+json_t *verdict_to_json(const struct verdict *v);
 
 /* Converse stopReason values, by name. */
 enum verdict_stop {

@@ -8,6 +8,8 @@
 #include <string.h>
 
 static const struct command commands[] = {
+    {"backtest", cmd_backtest, "replay a score stream through the regression detector"},
+    {"judge", cmd_judge, "judge one sample (JSON on stdin) against one rubric"},
     {"serve", cmd_serve, "run the service: HTTP API, durable queue, judges"},
     {"version", cmd_version, "print the version and exit"},
 };

@@ -1200,3 +1200,156 @@ TEST_CASE(debug_log_redacts_secrets)
     http_response_clear(&resp);
     fake_server_stop(s);
 }
+
+/* ---- timers (http_transport_call_later) ---- */
+
+struct timer_log {
+    pthread_mutex_t mu;
+    int order[16];
+    int64_t at_ms[16];
+    enum assay_err err[16];
+    int on_thread[16];
+    int n;
+    struct http_transport *t;
+};
+
+struct timer_arg {
+    struct timer_log *log;
+    int id;
+};
+
+static void timer_record(void *ctx, enum assay_err err)
+{
+    struct timer_arg *a = ctx;
+    struct timer_log *l = a->log;
+    pthread_mutex_lock(&l->mu);
+    if (l->n < 16) {
+        l->order[l->n] = a->id;
+        l->at_ms[l->n] = mono_ms();
+        l->err[l->n] = err;
+        l->on_thread[l->n] = http_transport_on_thread(l->t);
+        l->n++;
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+static int timer_count(struct timer_log *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int n = l->n;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+TEST_CASE(timer_order_and_delay)
+{
+    struct timer_log l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    l.t = transport(NULL);
+    struct timer_arg a[5];
+    int64_t delays[5] = {120, 40, 0, 40, 80};
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < 5; i++) {
+        a[i] = (struct timer_arg){&l, i};
+        REQUIRE_INT_EQ(http_transport_call_later(l.t, delays[i], timer_record, &a[i]), ASSAY_OK);
+    }
+    for (int i = 0; i < 200 && timer_count(&l) < 5; i++)
+        sleep_ms(5);
+    REQUIRE_INT_EQ(timer_count(&l), 5);
+    /* by due time; equal delays in the order set */
+    int want[5] = {2, 1, 3, 4, 0};
+    for (int i = 0; i < 5; i++) {
+        CHECK_INT_EQ(l.order[i], want[i]);
+        CHECK_INT_EQ(l.err[i], ASSAY_OK);
+        CHECK(l.on_thread[i]);
+        CHECK(l.at_ms[i] - t0 >= delays[want[i]]);
+    }
+    /* not held a poll interval (1 s) late */
+    CHECK(l.at_ms[4] - t0 < 120 + 500);
+    CHECK(!http_transport_on_thread(l.t));
+    http_transport_free(l.t);
+}
+
+TEST_CASE(timer_cancelled_on_free)
+{
+    struct timer_log l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    l.t = transport(NULL);
+    struct timer_arg a = {&l, 7};
+    REQUIRE_INT_EQ(http_transport_call_later(l.t, 60000, timer_record, &a), ASSAY_OK);
+    int64_t t0 = mono_ms();
+    http_transport_free(l.t);
+    CHECK(mono_ms() - t0 < 2000);
+    REQUIRE_INT_EQ(l.n, 1);
+    CHECK_INT_EQ(l.order[0], 7);
+    CHECK_INT_EQ(l.err[0], ASSAY_ERR_CANCELLED);
+    CHECK_INT_EQ(http_transport_call_later(NULL, 1, timer_record, &a), ASSAY_ERR_INVALID_ARGUMENT);
+}
+
+/* A timer that sets a timer and submits a request, from the transport thread. */
+struct chain {
+    struct http_transport *t;
+    struct timer_log log;
+    struct timer_arg second;
+    struct http_request req;
+    struct http_response resp;
+    atomic_int done;
+    atomic_int status;
+};
+
+static void chain_done(void *ctx, enum assay_err err, struct http_request *req,
+                       struct http_response *resp)
+{
+    struct chain *c = ctx;
+    atomic_store(&c->status, err == ASSAY_OK ? resp->status : -1);
+    atomic_store(&c->done, 1);
+}
+
+static void chain_first(void *ctx, enum assay_err err)
+{
+    struct chain *c = ctx;
+    CHECK_INT_EQ(err, ASSAY_OK);
+    CHECK_INT_EQ(http_transport_call_later(c->t, 30, timer_record, &c->second), ASSAY_OK);
+    CHECK_INT_EQ(http_transport_submit(c->t, &c->req, &c->resp, chain_done, c), ASSAY_OK);
+}
+
+TEST_CASE(timer_sets_timer_and_submits)
+{
+    struct echo e;
+    echo_init(&e);
+    struct fake_server *s = fake_server_start(echo_handler, &e);
+    REQUIRE(s != NULL);
+    struct chain c = {.log = {.mu = PTHREAD_MUTEX_INITIALIZER}};
+    c.t = transport(NULL);
+    c.log.t = c.t;
+    c.second = (struct timer_arg){&c.log, 2};
+    http_request_init(&c.req, "GET", url_of(s, "/later"));
+    http_response_init(&c.resp);
+    REQUIRE_INT_EQ(http_transport_call_later(c.t, 10, chain_first, &c), ASSAY_OK);
+    for (int i = 0; i < 400 && !(atomic_load(&c.done) && timer_count(&c.log) == 1); i++)
+        sleep_ms(5);
+    CHECK_INT_EQ(atomic_load(&c.status), 200);
+    CHECK_INT_EQ(timer_count(&c.log), 1);
+    http_transport_free(c.t);
+    http_request_clear(&c.req);
+    http_response_clear(&c.resp);
+    fake_server_stop(s);
+    pthread_mutex_destroy(&e.mu);
+}
+
+/* Many timers: no thread per timer, all fire once. */
+static void count_fire(void *ctx, enum assay_err err)
+{
+    if (err == ASSAY_OK)
+        atomic_fetch_add((atomic_int *)ctx, 1);
+}
+
+TEST_CASE(timer_many)
+{
+    struct http_transport *t = transport(NULL);
+    atomic_int fired = 0;
+    for (int i = 0; i < 5000; i++)
+        REQUIRE_INT_EQ(http_transport_call_later(t, i % 50, count_fire, &fired), ASSAY_OK);
+    for (int i = 0; i < 400 && atomic_load(&fired) < 5000; i++)
+        sleep_ms(5);
+    CHECK_INT_EQ(atomic_load(&fired), 5000);
+    http_transport_free(t);
+}

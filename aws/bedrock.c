@@ -1,0 +1,551 @@
+/*
+ * aws/bedrock: the Converse client. Every state change of a call happens on
+ * the transport thread: bedrock_converse hands the call over with a zero-delay
+ * timer, and from there the call moves through slot -> buckets -> send ->
+ * answer -> (backoff timer -> slot ...) -> done, driven by transport timers
+ * and completions. The slot count, the wait queue and the buckets are
+ * therefore touched by one thread; the lock guards only the counters that
+ * other threads read (stats, pending calls).
+ * Called by judges/llm; docs/internals/BEDROCK.md has the state diagram.
+ */
+#include "aws/bedrock.h"
+
+#include "aws/http.h"
+#include "aws/ratelimit.h"
+#include "aws/signer.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_CONCURRENCY 64
+
+/* The buckets of one model id (created on first use, kept until free). */
+struct budget {
+    char *model_id;
+    struct ratelimit requests;
+    struct ratelimit tokens;
+    struct budget *next;
+};
+
+struct call {
+    struct bedrock_client *c;
+    struct budget *budget;
+    char *model_id;
+    struct http_request req;
+    struct http_response resp;
+    struct bedrock_result res;
+    bedrock_done_fn done;
+    void *ctx;
+    int64_t started_ms; /* monotonic */
+    double est_tokens;  /* input tokens estimated from the body */
+    int have_request;   /* took its request token for this attempt */
+    int have_tokens;    /* took its token estimate for this attempt */
+    int has_slot;
+    struct call *next; /* the wait queue */
+};
+
+struct bedrock_client {
+    struct http_transport *t;
+    struct signer *signer;
+    char *endpoint;
+    int max_concurrency;
+    double rpm, tpm, requests_burst, tokens_burst;
+    struct retry_policy retry;
+    int64_t timeout_ms;
+    uint64_t rng;
+
+    /* transport thread only */
+    struct budget *budgets;
+    struct call *wait_head, *wait_tail;
+    int n_waiting;
+    int in_flight;
+    int dispatching;
+
+    pthread_mutex_t mu; /* guards what follows */
+    pthread_cond_t idle;
+    int pending; /* accepted, not yet completed */
+    int closing;
+    struct bedrock_stats stats;
+};
+
+/* ---- small helpers ---- */
+
+void bedrock_label_encode(const char *s, struct buf *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char ch = *p;
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+            buf_append_char(out, (char)ch);
+        } else {
+            char esc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+            buf_append(out, esc, 3);
+        }
+    }
+}
+
+void bedrock_endpoint_default(const char *region, struct buf *out)
+{
+    int china = strncmp(region, "cn-", 3) == 0;
+    buf_appendf(out, "https://bedrock-runtime.%s.amazonaws.com%s", region, china ? ".cn" : "");
+}
+
+/* splitmix64: small, seedable, good enough for jitter. Transport thread only. */
+static uint64_t rng_next(struct bedrock_client *c)
+{
+    uint64_t z = (c->rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int64_t mono_now(void)
+{
+    return clock_mono_ms(NULL);
+}
+
+static struct budget *budget_for(struct bedrock_client *c, const char *model_id)
+{
+    for (struct budget *b = c->budgets; b; b = b->next)
+        if (strcmp(b->model_id, model_id) == 0)
+            return b;
+    struct budget *b = xcalloc(1, sizeof *b);
+    b->model_id = xstrdup(model_id);
+    ratelimit_init(&b->requests, c->rpm, c->requests_burst, mono_now());
+    ratelimit_init(&b->tokens, c->tpm, c->tokens_burst, mono_now());
+    b->next = c->budgets;
+    c->budgets = b;
+    return b;
+}
+
+/* ---- the client ---- */
+
+struct bedrock_client *bedrock_client_new(const struct bedrock_options *opt, char *errbuf)
+{
+    if (!opt || !opt->transport || !opt->creds || !opt->region || !opt->region[0]) {
+        assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                         "the Bedrock client needs a transport, credentials and a region");
+        return NULL;
+    }
+    struct signer_options so = {
+        .region = opt->region, .service = "bedrock", .creds = opt->creds, .sign_body = 0};
+    struct signer *signer = signer_new(&so, errbuf);
+    if (!signer)
+        return NULL;
+    struct bedrock_client *c = xcalloc(1, sizeof *c);
+    c->t = opt->transport;
+    c->signer = signer;
+    struct buf ep = BUF_INIT;
+    if (opt->endpoint && opt->endpoint[0])
+        buf_append_str(&ep, opt->endpoint);
+    else
+        bedrock_endpoint_default(opt->region, &ep);
+    while (ep.len > 0 && ep.data[ep.len - 1] == '/')
+        ep.data[--ep.len] = '\0';
+    c->endpoint = buf_detach(&ep, NULL);
+    c->max_concurrency = opt->max_concurrency > 0 ? opt->max_concurrency : DEFAULT_CONCURRENCY;
+    c->rpm = opt->requests_per_minute > 0 ? opt->requests_per_minute : 0;
+    c->tpm = opt->tokens_per_minute > 0 ? opt->tokens_per_minute : 0;
+    c->requests_burst = opt->requests_burst > 0 ? opt->requests_burst : c->rpm / 60.0;
+    if (c->requests_burst < 1)
+        c->requests_burst = 1;
+    c->tokens_burst = opt->tokens_burst > 0 ? opt->tokens_burst : c->tpm / 6.0;
+    if (c->tokens_burst < 1)
+        c->tokens_burst = 1;
+    if (opt->retry.max_attempts > 0)
+        c->retry = opt->retry;
+    else
+        retry_policy_init(&c->retry);
+    c->timeout_ms = opt->timeout_ms;
+    c->rng = opt->seed;
+    if (c->rng == 0 && RAND_bytes((unsigned char *)&c->rng, sizeof c->rng) != 1)
+        c->rng = (uint64_t)clock_now_ms(NULL) ^ (uint64_t)(uintptr_t)c;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->idle, NULL);
+    return c;
+}
+
+void bedrock_client_free(struct bedrock_client *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->closing = 1;
+    while (c->pending > 0)
+        pthread_cond_wait(&c->idle, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    while (c->budgets) {
+        struct budget *b = c->budgets;
+        c->budgets = b->next;
+        ratelimit_clear(&b->requests);
+        ratelimit_clear(&b->tokens);
+        free(b->model_id);
+        free(b);
+    }
+    signer_free(c->signer);
+    pthread_cond_destroy(&c->idle);
+    pthread_mutex_destroy(&c->mu);
+    free(c->endpoint);
+    free(c);
+}
+
+struct http_transport *bedrock_client_transport(const struct bedrock_client *c)
+{
+    return c->t;
+}
+
+const char *bedrock_client_endpoint(const struct bedrock_client *c)
+{
+    return c->endpoint;
+}
+
+void bedrock_client_stats(struct bedrock_client *c, struct bedrock_stats *out)
+{
+    pthread_mutex_lock(&c->mu);
+    *out = c->stats;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- one call ---- */
+
+static void call_free(struct call *x)
+{
+    http_request_clear(&x->req);
+    http_response_clear(&x->resp);
+    buf_clear(&x->res.body);
+    free(x->model_id);
+    free(x);
+}
+
+static void slot_release(struct bedrock_client *c);
+static void pace(struct call *x);
+
+/* Ends a call: the one callback, then the call is freed. */
+static void finish(struct call *x, enum assay_err err)
+{
+    struct bedrock_client *c = x->c;
+    if (x->has_slot) {
+        x->has_slot = 0;
+        slot_release(c);
+    }
+    x->res.latency_ms = mono_now() - x->started_ms;
+    /* The answer's body moves into the result. */
+    buf_clear(&x->res.body);
+    x->res.body = x->resp.body;
+    buf_init(&x->resp.body);
+    if (err != ASSAY_OK && !x->res.error_message[0])
+        snprintf(x->res.error_message, sizeof x->res.error_message, "%s",
+                 x->resp.errbuf[0] ? x->resp.errbuf : assay_err_message(err));
+    pthread_mutex_lock(&c->mu);
+    c->stats.calls_done++;
+    pthread_mutex_unlock(&c->mu);
+    x->done(x->ctx, err, &x->res);
+    call_free(x);
+    pthread_mutex_lock(&c->mu);
+    if (--c->pending == 0)
+        pthread_cond_broadcast(&c->idle);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void stats_slots(struct bedrock_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->stats.in_flight = c->in_flight;
+    if (c->in_flight > c->stats.in_flight_peak)
+        c->stats.in_flight_peak = c->in_flight;
+    c->stats.queued = c->n_waiting;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Gives a slot back and hands free slots to waiting calls, in order. A call
+ * that fails while starting releases its slot again: the flag keeps that
+ * from recursing, the loop picks the slot up. */
+static void slot_release(struct bedrock_client *c)
+{
+    c->in_flight--;
+    if (c->dispatching) {
+        stats_slots(c);
+        return;
+    }
+    c->dispatching = 1;
+    while (c->in_flight < c->max_concurrency && c->wait_head) {
+        struct call *x = c->wait_head;
+        c->wait_head = x->next;
+        if (!c->wait_head)
+            c->wait_tail = NULL;
+        x->next = NULL;
+        c->n_waiting--;
+        c->in_flight++;
+        x->has_slot = 1;
+        stats_slots(c);
+        pace(x);
+    }
+    c->dispatching = 0;
+    stats_slots(c);
+}
+
+/* Takes a slot, or queues the call for one. */
+static void slot_acquire(struct call *x)
+{
+    struct bedrock_client *c = x->c;
+    if (c->in_flight < c->max_concurrency && !c->wait_head) {
+        c->in_flight++;
+        x->has_slot = 1;
+        stats_slots(c);
+        pace(x);
+        return;
+    }
+    x->next = NULL;
+    if (c->wait_tail)
+        c->wait_tail->next = x;
+    else
+        c->wait_head = x;
+    c->wait_tail = x;
+    c->n_waiting++;
+    stats_slots(c);
+}
+
+static void on_pace_timer(void *ctx, enum assay_err err)
+{
+    struct call *x = ctx;
+    if (err != ASSAY_OK) {
+        finish(x, err);
+        return;
+    }
+    pace(x);
+}
+
+static void on_backoff_timer(void *ctx, enum assay_err err)
+{
+    struct call *x = ctx;
+    if (err != ASSAY_OK) {
+        finish(x, err);
+        return;
+    }
+    slot_acquire(x);
+}
+
+static void wait_then(struct call *x, int64_t wait_ms, http_timer_fn fn)
+{
+    enum assay_err err = http_transport_call_later(x->c->t, wait_ms, fn, x);
+    if (err != ASSAY_OK) {
+        snprintf(x->res.error_message, sizeof x->res.error_message, "%s",
+                 "the transport is shutting down");
+        finish(x, err);
+    }
+}
+
+static void on_answer(void *ctx, enum assay_err err, struct http_request *req,
+                      struct http_response *resp);
+
+/* Sends the attempt once the buckets allow it (the call holds a slot). */
+static void pace(struct call *x)
+{
+    struct bedrock_client *c = x->c;
+    int64_t now = mono_now();
+    if (!x->have_request) {
+        int64_t wait = ratelimit_take(&x->budget->requests, 1, now);
+        if (wait > 0) {
+            wait_then(x, wait, on_pace_timer);
+            return;
+        }
+        x->have_request = 1;
+    }
+    if (!x->have_tokens) {
+        int64_t wait = ratelimit_take(&x->budget->tokens, x->est_tokens, now);
+        if (wait > 0) {
+            wait_then(x, wait, on_pace_timer);
+            return;
+        }
+        x->have_tokens = 1;
+    }
+    x->res.attempts++;
+    pthread_mutex_lock(&c->mu);
+    c->stats.invocations++;
+    if (x->res.attempts > 1)
+        c->stats.retries++;
+    pthread_mutex_unlock(&c->mu);
+    signer_attach(c->signer, &x->req);
+    enum assay_err err = http_transport_submit(c->t, &x->req, &x->resp, on_answer, x);
+    if (err != ASSAY_OK)
+        finish(x, err);
+}
+
+/* AWS's message from an error body ({"message": ...} or {"Message": ...}). */
+static void error_message(const struct http_response *resp, char *out, size_t out_size)
+{
+    out[0] = '\0';
+    json_t *doc = json_loadb(buf_cstr(&resp->body), resp->body.len, 0, NULL);
+    const char *keys[] = {"message", "Message"};
+    for (size_t i = 0; doc && i < 2 && !out[0]; i++) {
+        json_t *m = json_object_get(doc, keys[i]);
+        if (json_is_string(m))
+            snprintf(out, out_size, "%s", json_string_value(m));
+    }
+    json_decref(doc);
+    if (!out[0])
+        snprintf(out, out_size, "HTTP status %d", resp->status);
+}
+
+static int64_t usage_int(const json_t *usage, const char *key)
+{
+    json_t *v = json_object_get(usage, key);
+    return json_is_integer(v) && json_integer_value(v) >= 0 ? (int64_t)json_integer_value(v) : 0;
+}
+
+static void read_usage(struct call *x)
+{
+    json_t *doc = json_loadb(buf_cstr(&x->resp.body), x->resp.body.len, 0, NULL);
+    json_t *usage = json_object_get(doc, "usage");
+    x->res.input_tokens = usage_int(usage, "inputTokens");
+    x->res.output_tokens = usage_int(usage, "outputTokens");
+    x->res.cache_read_input_tokens = usage_int(usage, "cacheReadInputTokens");
+    x->res.cache_write_input_tokens = usage_int(usage, "cacheWriteInputTokens");
+    json_decref(doc);
+}
+
+static void on_answer(void *ctx, enum assay_err err, struct http_request *req,
+                      struct http_response *resp)
+{
+    (void)req;
+    struct call *x = ctx;
+    struct bedrock_client *c = x->c;
+    x->res.status = resp->status;
+    x->res.error_code[0] = '\0';
+    x->res.error_message[0] = '\0';
+    if (err == ASSAY_OK && resp->status >= 400) {
+        http_response_error_code(resp, x->res.error_code, sizeof x->res.error_code);
+        error_message(resp, x->res.error_message, sizeof x->res.error_message);
+    }
+    enum retry_class cls = retry_classify(err, resp->status, x->res.error_code);
+    int ok = err == ASSAY_OK && resp->status >= 200 && resp->status < 300;
+    if (ok)
+        read_usage(x);
+    if (cls == RETRY_THROTTLED)
+        x->res.throttles++;
+
+    pthread_mutex_lock(&c->mu);
+    if (err == ASSAY_OK)
+        c->stats.latency_ms_sum += (uint64_t)(resp->elapsed_ms > 0 ? resp->elapsed_ms : 0);
+    if (ok) {
+        c->stats.successes++;
+        c->stats.input_tokens += (uint64_t)x->res.input_tokens;
+        c->stats.output_tokens += (uint64_t)x->res.output_tokens;
+        c->stats.cache_read_input_tokens += (uint64_t)x->res.cache_read_input_tokens;
+        c->stats.cache_write_input_tokens += (uint64_t)x->res.cache_write_input_tokens;
+    } else if (cls == RETRY_THROTTLED) {
+        c->stats.throttles++;
+    } else if (err == ASSAY_ERR_TIMEOUT || err == ASSAY_ERR_TRANSPORT || resp->status >= 500) {
+        c->stats.server_errors++;
+    } else if (err == ASSAY_OK && resp->status >= 400) {
+        c->stats.client_errors++;
+    }
+    pthread_mutex_unlock(&c->mu);
+
+    /* The attempt is over: its slot goes to the next waiter. */
+    x->has_slot = 0;
+    slot_release(c);
+
+    if (ok) {
+        /* The estimate was taken; charge the difference to the real usage. */
+        double used = (double)(x->res.input_tokens + x->res.output_tokens);
+        ratelimit_charge(&x->budget->tokens, used - x->est_tokens, mono_now());
+        finish(x, ASSAY_OK);
+        return;
+    }
+    if (err == ASSAY_ERR_CANCELLED || !retry_should_retry(&c->retry, x->res.attempts, cls)) {
+        if (err == ASSAY_OK) {
+            if (!x->res.error_code[0])
+                snprintf(x->res.error_code, sizeof x->res.error_code, "HTTP%d", resp->status);
+            err = ASSAY_ERR_HTTP_STATUS;
+        }
+        LOG_DEBUG("bedrock.failed", LOG_S("model_id", x->model_id),
+                  LOG_S("error_code", x->res.error_code), LOG_I("status", resp->status),
+                  LOG_I("attempts", x->res.attempts));
+        finish(x, err);
+        return;
+    }
+    int64_t wait = retry_backoff_ms(&c->retry, x->res.attempts, cls, rng_next(c));
+    x->res.backoff_ms += wait;
+    LOG_DEBUG("bedrock.retry", LOG_S("model_id", x->model_id),
+              LOG_S("error_code", x->res.error_code[0] ? x->res.error_code : assay_err_name(err)),
+              LOG_I("status", resp->status), LOG_I("attempt", x->res.attempts),
+              LOG_I("wait_ms", wait));
+    x->have_request = 0;
+    x->have_tokens = 0;
+    wait_then(x, wait, on_backoff_timer);
+}
+
+static void on_start(void *ctx, enum assay_err err)
+{
+    struct call *x = ctx;
+    if (err != ASSAY_OK) {
+        finish(x, err);
+        return;
+    }
+    x->budget = budget_for(x->c, x->model_id);
+    slot_acquire(x);
+}
+
+enum assay_err bedrock_converse(struct bedrock_client *c, const char *model_id, const char *body,
+                                size_t body_len, bedrock_done_fn done, void *ctx, char *errbuf)
+{
+    if (!c || !done || !body || body_len == 0)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                "a Converse call needs a client, a body and a callback");
+    size_t id_len = model_id ? strlen(model_id) : 0;
+    if (id_len == 0 || id_len > BEDROCK_MODEL_ID_MAX)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                "the model id must be 1 to %d bytes", BEDROCK_MODEL_ID_MAX);
+    struct call *x = xcalloc(1, sizeof *x);
+    x->c = c;
+    x->model_id = xstrdup(model_id);
+    x->done = done;
+    x->ctx = ctx;
+    x->started_ms = mono_now();
+    /* About four bytes a token for English text and JSON. */
+    x->est_tokens = (double)(body_len / 4 + 1);
+    buf_init(&x->res.body);
+    http_response_init(&x->resp);
+    struct buf url = BUF_INIT;
+    buf_append_str(&url, c->endpoint);
+    buf_append_str(&url, "/model/");
+    bedrock_label_encode(model_id, &url);
+    buf_append_str(&url, "/converse");
+    http_request_init(&x->req, "POST", url.data);
+    buf_clear(&url);
+    http_request_header_set(&x->req, "Content-Type", "application/json");
+    http_request_header_set(&x->req, "Accept", "application/json");
+    buf_append(&x->req.body, body, body_len);
+    x->req.timeout_ms = c->timeout_ms;
+
+    pthread_mutex_lock(&c->mu);
+    if (c->closing) {
+        pthread_mutex_unlock(&c->mu);
+        call_free(x);
+        return assay_errbuf_set(errbuf, ASSAY_ERR_CANCELLED, "the Bedrock client is closing");
+    }
+    c->pending++;
+    c->stats.calls++;
+    pthread_mutex_unlock(&c->mu);
+    /* Hand over to the transport thread, where every later step runs. */
+    enum assay_err err = http_transport_call_later(c->t, 0, on_start, x);
+    if (err != ASSAY_OK) {
+        call_free(x);
+        pthread_mutex_lock(&c->mu);
+        c->stats.calls--;
+        if (--c->pending == 0)
+            pthread_cond_broadcast(&c->idle);
+        pthread_mutex_unlock(&c->mu);
+        return assay_errbuf_set(errbuf, err, "the transport is shutting down");
+    }
+    return ASSAY_OK;
+}
