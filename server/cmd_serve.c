@@ -1,9 +1,11 @@
 /*
  * server/cmd_serve: `assay serve --config FILE [--port-file FILE]`, the
  * service. Loads the configuration and the rubrics, opens the store under
- * data_dir, serves the HTTP API (server/http_api) and, on SIGTERM or SIGINT,
- * stops accepting, lets the inserts in flight finish within
- * server.shutdown_timeout_s, closes the store and exits 0.
+ * data_dir, serves the HTTP API (server/http_api), judges queued jobs
+ * (server/worker over server/judging) and, on SIGTERM or SIGINT, stops
+ * accepting, answers the inserts in flight, lets judge calls finish or puts
+ * them back in the queue within server.shutdown_timeout_s, closes the store
+ * and exits 0.
  *
  * Signals are blocked in every thread and taken by sigwait() in the main
  * thread, so no handler runs in async-signal context.
@@ -14,12 +16,17 @@
 #include "common/log.h"
 #include "judges/rubric.h"
 #include "server/config.h"
+#include "common/buf.h"
+#include "common/clock.h"
 #include "server/http_api.h"
+#include "server/judging.h"
 #include "server/prom.h"
 #include "server/sampler.h"
 #include "server/store.h"
+#include "server/worker.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -86,14 +93,34 @@ static int write_port_file(const char *path, unsigned port)
     return 0;
 }
 
+/* rubrics_dir as given when it exists from here; else beside the config file (as `assay judge`). */
+static char *rubrics_path(const struct config *cfg)
+{
+    struct stat st;
+    const char *dir = cfg->rubrics_dir;
+    if (dir[0] == '/' || (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) || !cfg->path)
+        return xstrdup(dir);
+    char *copy = xstrdup(cfg->path);
+    struct buf b = BUF_INIT;
+    buf_appendf(&b, "%s/%s", dirname(copy), dir);
+    free(copy);
+    return buf_detach(&b, NULL);
+}
+
+static void poke_worker(void *ctx)
+{
+    worker_poke(ctx);
+}
+
 /* Every rubric an app names must exist. */
-static int check_app_rubrics(const struct config *cfg, const struct rubric_registry *reg)
+static int check_app_rubrics(const struct config *cfg, const struct rubric_registry *reg,
+                             const char *dir)
 {
     for (size_t a = 0; a < cfg->n_apps; a++)
         for (size_t i = 0; i < cfg->apps[a].n_rubrics; i++)
             if (!rubric_registry_find(reg, cfg->apps[a].rubrics[i])) {
                 fprintf(stderr, "assay serve: apps.%s.rubrics: no rubric named \"%s\" in %s\n",
-                        cfg->apps[a].name, cfg->apps[a].rubrics[i], cfg->rubrics_dir);
+                        cfg->apps[a].name, cfg->apps[a].rubrics[i], dir);
                 return -1;
             }
     return 0;
@@ -109,6 +136,9 @@ int cmd_serve(int argc, char **argv)
     struct http_api *api = NULL;
     struct prom *prom = NULL;
     struct sampler *sampler = NULL;
+    struct judging *judging = NULL;
+    struct worker *worker = NULL;
+    char *rubrics_dir = NULL;
     char errbuf[ASSAY_ERRBUF_SIZE] = "";
     char *db_path = NULL;
 
@@ -138,11 +168,12 @@ int cmd_serve(int argc, char **argv)
     else if (cfg->log_level && log_level_parse(cfg->log_level, &level) == 0)
         log_set_level(level);
 
-    if (rubric_registry_load(cfg->rubrics_dir, &rubrics, errbuf) != ASSAY_OK) {
+    rubrics_dir = rubrics_path(cfg);
+    if (rubric_registry_load(rubrics_dir, &rubrics, errbuf) != ASSAY_OK) {
         fprintf(stderr, "assay serve: rubrics_dir: %s\n", errbuf);
         goto out;
     }
-    if (check_app_rubrics(cfg, rubrics) != 0)
+    if (check_app_rubrics(cfg, rubrics, rubrics_dir) != 0)
         goto out;
     if (make_dirs(cfg->data_dir) != 0) {
         fprintf(stderr, "assay serve: data_dir: cannot create %s: %s\n", cfg->data_dir,
@@ -183,10 +214,27 @@ int cmd_serve(int argc, char **argv)
     }
     http_api_set_store(api, store);
     /*
-     * The worker pool (judging queued jobs) plugs in here once the judge
-     * orchestration (judges/llm on aws/bedrock) is merged: until then samples
-     * are accepted, sampled and queued durably, and stay queued.
+     * The judges. Without AWS credentials the service still accepts and
+     * queues samples durably; they are judged once it runs with credentials.
      */
+    enum assay_err jerr = judging_open(cfg, &judging, errbuf);
+    if (jerr != ASSAY_OK) {
+        LOG_ERROR("serve.judging_disabled", LOG_S("error", assay_err_name(jerr)),
+                  LOG_S("detail", errbuf),
+                  LOG_S("effect", "samples are accepted and queued, not judged"));
+    } else {
+        struct worker_options wo = {.store = store,
+                                    .cfg = cfg,
+                                    .rubrics = rubrics,
+                                    .judge = judging_judge,
+                                    .judge_ctx = judging,
+                                    .prom = prom};
+        if (worker_start(&wo, &worker, errbuf) != ASSAY_OK) {
+            fprintf(stderr, "assay serve: %s\n", errbuf);
+            goto out;
+        }
+        http_api_set_jobs_hook(api, poke_worker, worker);
+    }
     http_api_set_ready(api, true);
     LOG_INFO("serve.ready", LOG_I("port", port), LOG_S("data_dir", cfg->data_dir),
              LOG_I("rubrics", rubric_registry_count(rubrics)), LOG_I("apps", cfg->n_apps));
@@ -195,9 +243,17 @@ int cmd_serve(int argc, char **argv)
     while (sigwait(&sigs, &sig) != 0)
         ;
     int64_t timeout_ms = cfg->server.shutdown_timeout_s * 1000;
+    int64_t deadline = clock_mono_ms(NULL) + timeout_ms;
     LOG_INFO("serve.stopping", LOG_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
              LOG_I("timeout_ms", timeout_ms));
+    /* No new samples; those in flight answered. Then judging: finish or re-queue. */
     int left = http_api_drain(api, timeout_ms);
+    int64_t rest = deadline - clock_mono_ms(NULL);
+    worker_stop(worker, rest > 0 ? rest : 0);
+    judging_close(judging); /* fires the callbacks of calls cut short */
+    judging = NULL;
+    worker_free(worker);
+    worker = NULL;
     http_api_set_store(api, NULL);
     /* Closing the store fires every insert callback still pending. */
     store_close(store);
@@ -209,12 +265,16 @@ int cmd_serve(int argc, char **argv)
     LOG_INFO("serve.stopped", LOG_I("unanswered", left));
     status = 0;
 out:
+    worker_stop(worker, 0);
+    judging_close(judging);
+    worker_free(worker);
     http_api_free(api);
     store_close(store);
     sampler_free(sampler);
     prom_free(prom);
     rubric_registry_free(rubrics);
     config_free(cfg);
+    free(rubrics_dir);
     free(db_path);
     return status;
 }

@@ -82,6 +82,8 @@ struct http_api {
     atomic_int inflight; /* suspended inserts not yet completed */
     atomic_ullong next_request;
     char id_prefix[9];
+    void (*jobs_hook)(void *ctx);
+    void *jobs_ctx;
     pthread_mutex_t depth_mu;
     int64_t depth_cached;
     int64_t depth_at_ms;
@@ -365,6 +367,8 @@ static enum MHD_Result samples_answer(struct request *r)
     pthread_mutex_lock(&api->depth_mu);
     api->depth_cached += new_jobs;
     pthread_mutex_unlock(&api->depth_mu);
+    if (new_jobs > 0 && api->jobs_hook)
+        api->jobs_hook(api->jobs_ctx);
     return send_json(r, 202, &b);
 }
 
@@ -1075,6 +1079,12 @@ void http_api_set_store(struct http_api *api, struct store *store)
     pthread_rwlock_wrlock(&api->store_lock);
     api->store = store;
     pthread_rwlock_unlock(&api->store_lock);
+}
+
+void http_api_set_jobs_hook(struct http_api *api, void (*fn)(void *ctx), void *ctx)
+{
+    api->jobs_hook = fn;
+    api->jobs_ctx = ctx;
 }
 
 void http_api_set_ready(struct http_api *api, bool ready)

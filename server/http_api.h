@@ -55,6 +55,11 @@ uint16_t http_api_port(const struct http_api *api);
 /* Sets the store (borrowed) once it is open; before that /readyz says 503. */
 void http_api_set_store(struct http_api *api, struct store *store);
 void http_api_set_ready(struct http_api *api, bool ready);
+/*
+ * Called (on an HTTP thread) after each batch that queued judge jobs was
+ * committed, e.g. to wake the worker. Set before http_api_set_ready(true).
+ */
+void http_api_set_jobs_hook(struct http_api *api, void (*fn)(void *ctx), void *ctx);
 bool http_api_ready(const struct http_api *api);
 
 /*

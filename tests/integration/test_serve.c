@@ -6,6 +6,7 @@
  * shape, auth, idempotency, 429, clean shutdown and reopen.
  */
 #include "common/buf.h"
+#include "tests/integration/emulator_proc.h"
 #include "tests/unit/test.h"
 
 #include <curl/curl.h>
@@ -23,8 +24,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#define AKID "AKIDEXAMPLE"
+#define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define MODEL "anthropic.claude-3-5-haiku-20241022-v1:0"
+
 struct serve {
     pid_t pid;
+    bool with_creds; /* AWS credentials in the child's environment (for the emulator) */
     char dir[1024];
     char config[1100];
     char port_file[1100];
@@ -86,6 +92,19 @@ static int serve_start_raw(struct serve *s)
         if (fd >= 0) {
             dup2(fd, 2);
             close(fd);
+        }
+        /* No credentials from the machine: only the emulator's, when asked. */
+        unsetenv("AWS_ACCESS_KEY_ID");
+        unsetenv("AWS_SECRET_ACCESS_KEY");
+        unsetenv("AWS_SESSION_TOKEN");
+        unsetenv("AWS_PROFILE");
+        unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+        unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+        setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+        setenv("HOME", s->dir, 1);
+        if (s->with_creds) {
+            setenv("AWS_ACCESS_KEY_ID", AKID, 1);
+            setenv("AWS_SECRET_ACCESS_KEY", SECRET, 1);
         }
         const char *argv[] = {exe,           "serve",      "--config", s->config,
                               "--port-file", s->port_file, NULL};
@@ -575,4 +594,166 @@ TEST_CASE(startup_errors)
     /* listen malformed */
     write_config(&s, "\"listen\":\"nope\"");
     CHECK_INT_EQ(serve_start_raw(&s), 1);
+}
+
+/* ------------------------------------------------ judging, with the emulator */
+
+/* Lines of the service's log containing needle. */
+static int log_count(const struct serve *s, const char *needle)
+{
+    FILE *f = fopen(s->log, "r");
+    if (!f)
+        return -1;
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+static void start_emulator(struct emulator_proc *e, const char *scenario)
+{
+    if (!getenv("ASSAY_EMULATOR"))
+        TEST_SKIP("ASSAY_EMULATOR not set (the emulator is not built)");
+    REQUIRE_INT_EQ(emulator_proc_start(e, scenario, 7), 0);
+}
+
+static void judged_config(char *out, size_t n, const struct emulator_proc *e, const char *extra)
+{
+    snprintf(out, n,
+             "\"aws\":{\"region\":\"us-east-1\",\"endpoints\":{\"bedrock_runtime\":\"%s\"}},"
+             "\"judge\":{\"model_id\":\"%s\",\"max_concurrency\":16},"
+             "\"apps\":{\"support\":{\"sample_rate\":1.0,\"rubrics\":[\"helpfulness\"]}}%s%s",
+             e->url, MODEL, extra ? "," : "", extra ? extra : "");
+}
+
+#define SAMPLE_FMT                                                                                 \
+    "{\"app\":\"support\",\"id\":\"%s\",\"input\":[{\"role\":\"user\",\"content\":[{\"text\":"     \
+    "\"How do I reset my password?\"}]}],\"output\":\"Open Settings, choose Security, then "       \
+    "Reset password.\",\"trace_id\":\"Root=1-5759e988-bd862e3fe1be46a994272793\"}"
+
+/* Polls GET /v1/samples/{id} until its status is done or failed (bounded); returns the reply. */
+static void wait_judged(struct serve *s, const char *id, int timeout_ms, struct reply *r)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/samples/%s", id);
+    for (int waited = 0;; waited += 50) {
+        http(s, "GET", path, NULL, NULL, NULL, r);
+        const char *st = json_string_value(json_object_get(r->json, "status"));
+        if (st && (strcmp(st, "done") == 0 || strcmp(st, "failed") == 0))
+            return;
+        if (waited >= timeout_ms)
+            return;
+        reply_clear(r);
+        sleep_ms(50);
+    }
+}
+
+TEST_CASE(judged_end_to_end)
+{
+    struct emulator_proc e;
+    start_emulator(&e, NULL);
+    struct serve s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.dir, sizeof s.dir, "%s", test_tmpdir());
+    char extra[1024];
+    judged_config(extra, sizeof extra, &e, NULL);
+    write_config(&s, extra);
+    s.with_creds = true;
+    REQUIRE_INT_EQ(serve_start_raw(&s), 0);
+    wait_ready(&s);
+
+    struct reply r;
+    char body[1024], id[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(id, sizeof id, "j-%d", i);
+        snprintf(body, sizeof body, SAMPLE_FMT, id);
+        http(&s, "POST", "/v1/samples", "application/json", body, NULL, &r);
+        CHECK_INT_EQ(r.status, 202);
+        reply_clear(&r);
+    }
+    for (int i = 0; i < 10; i++) {
+        snprintf(id, sizeof id, "j-%d", i);
+        wait_judged(&s, id, 20000, &r);
+        CHECK_STR_EQ(json_string_value(json_object_get(r.json, "status")), "done");
+        json_t *v = json_array_get(json_object_get(r.json, "verdicts"), 0);
+        CHECK_STR_EQ(json_string_value(json_object_get(v, "rubric")), "helpfulness");
+        double score = json_real_value(json_object_get(v, "score"));
+        CHECK(score >= 0.0 && score <= 1.0);
+        CHECK_STR_EQ(json_string_value(json_object_get(v, "judge")), MODEL);
+        CHECK(json_integer_value(json_object_get(v, "input_tokens")) > 0);
+        CHECK_STR_EQ(json_string_value(json_object_get(r.json, "trace_id")),
+                     "Root=1-5759e988-bd862e3fe1be46a994272793");
+        reply_clear(&r);
+    }
+    /* the same (app, id) again: a duplicate, not judged a second time */
+    snprintf(body, sizeof body, SAMPLE_FMT, "j-0");
+    http(&s, "POST", "/v1/samples", "application/json", body, NULL, &r);
+    CHECK_INT_EQ(num(&r, "duplicates"), 1);
+    reply_clear(&r);
+    sleep_ms(500);
+    http(&s, "GET", "/metrics", NULL, NULL, NULL, &r);
+    CHECK(strstr(r.body.data, "assay_judge_duration_seconds_count{outcome=\"ok\"} 10\n") != NULL);
+    CHECK(strstr(r.body.data, "assay_queue_depth{state=\"queued\"} 0\n") != NULL);
+    reply_clear(&r);
+    stop_clean(&s);
+    CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+    CHECK_INT_EQ(emulator_proc_log_count(&e, "\"operation\":\"Converse\""), 10);
+    /* the trace id is in the service's log lines */
+    FILE *f = fopen(s.log, "r");
+    REQUIRE(f != NULL);
+    char line[4096];
+    int judged_lines = 0;
+    while (fgets(line, sizeof line, f))
+        judged_lines += strstr(line, "\"event\":\"job.judged\"") &&
+                        strstr(line, "\"trace_id\":\"Root=1-5759e988-bd862e3fe1be46a994272793\"");
+    fclose(f);
+    CHECK_INT_EQ(judged_lines, 10);
+}
+
+TEST_CASE(sigterm_requeues_judging)
+{
+    /* Every Converse answer is held 3 s; shutdown gives 1 s: the jobs in flight go back. */
+    struct emulator_proc e;
+    start_emulator(&e, "{\"default\":{\"latency_ms\":3000}}");
+    struct serve s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.dir, sizeof s.dir, "%s", test_tmpdir());
+    char extra[1024];
+    judged_config(extra, sizeof extra, &e, "\"server\":{\"shutdown_timeout_s\":1}");
+    write_config(&s, extra);
+    s.with_creds = true;
+    REQUIRE_INT_EQ(serve_start_raw(&s), 0);
+    wait_ready(&s);
+    struct reply r;
+    char body[1024], id[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "h-%d", i);
+        snprintf(body, sizeof body, SAMPLE_FMT, id);
+        http(&s, "POST", "/v1/samples", "application/json", body, NULL, &r);
+        CHECK_INT_EQ(r.status, 202);
+        reply_clear(&r);
+    }
+    sleep_ms(500); /* claimed and sent */
+    stop_clean(&s);
+    CHECK(log_count(&s, "\"event\":\"job.released\"") == 5);
+
+    /* restarted with a fast judge: every job judged exactly once */
+    CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+    start_emulator(&e, NULL);
+    judged_config(extra, sizeof extra, &e, NULL);
+    write_config(&s, extra);
+    REQUIRE_INT_EQ(serve_start_raw(&s), 0);
+    wait_ready(&s);
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "h-%d", i);
+        wait_judged(&s, id, 20000, &r);
+        CHECK_STR_EQ(json_string_value(json_object_get(r.json, "status")), "done");
+        CHECK_INT_EQ(json_array_size(json_object_get(r.json, "verdicts")), 1);
+        reply_clear(&r);
+    }
+    stop_clean(&s);
+    CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+    CHECK_INT_EQ(emulator_proc_log_count(&e, "\"operation\":\"Converse\""), 5);
 }
