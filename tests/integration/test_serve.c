@@ -757,3 +757,163 @@ TEST_CASE(sigterm_requeues_judging)
     CHECK_INT_EQ(emulator_proc_stop(&e), 0);
     CHECK_INT_EQ(emulator_proc_log_count(&e, "\"operation\":\"Converse\""), 5);
 }
+
+struct crash_poster {
+    const struct serve *s;
+    int first, count; /* batches [first, first + count) */
+    bool *ok;         /* per batch: answered 202 */
+};
+
+#define CRASH_BATCHES 100
+#define CRASH_BATCH 20
+static atomic_int crash_acked;
+
+static void crash_batch_body(int batch, struct buf *b)
+{
+    buf_reset(b);
+    buf_append_char(b, '[');
+    for (int k = 0; k < CRASH_BATCH; k++)
+        buf_appendf(b,
+                    "%s{\"app\":\"support\",\"id\":\"c-%d-%d\",\"input\":\"Where is my order?\","
+                    "\"output\":\"It ships tomorrow.\"}",
+                    k ? "," : "", batch, k);
+    buf_append_char(b, ']');
+}
+
+static void *crash_post(void *arg)
+{
+    struct crash_poster *p = arg;
+    struct buf b = BUF_INIT;
+    for (int i = p->first; i < p->first + p->count; i++) {
+        if (p->ok[i])
+            continue;
+        crash_batch_body(i, &b);
+        struct reply r;
+        http(p->s, "POST", "/v1/samples", "application/json", b.data, NULL, &r);
+        p->ok[i] = r.status == 202;
+        if (p->ok[i])
+            atomic_fetch_add(&crash_acked, 1);
+        reply_clear(&r);
+    }
+    buf_clear(&b);
+    return NULL;
+}
+
+static void post_all(const struct serve *s, bool *ok)
+{
+    struct crash_poster p[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        p[i] = (struct crash_poster){s, i * (CRASH_BATCHES / 4), CRASH_BATCHES / 4, ok};
+        pthread_create(&t[i], NULL, crash_post, &p[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+}
+
+/* Waits (bounded) until no job is queued or judging. */
+static bool wait_drained(struct serve *s, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        struct reply r;
+        http(s, "GET", "/metrics", NULL, NULL, NULL, &r);
+        bool done = r.body.data && strstr(r.body.data, "assay_queue_depth{state=\"queued\"} 0\n") &&
+                    strstr(r.body.data, "assay_queue_depth{state=\"judging\"} 0\n");
+        reply_clear(&r);
+        if (done)
+            return true;
+        sleep_ms(100);
+    }
+    return false;
+}
+
+struct post_all_arg {
+    const struct serve *s;
+    bool *ok;
+};
+
+static void *post_all_thread(void *arg)
+{
+    struct post_all_arg *a = arg;
+    post_all(a->s, a->ok);
+    return NULL;
+}
+
+TEST_CASE(kill9_while_posting_and_judging)
+{
+    struct emulator_proc e;
+    start_emulator(&e, "{\"default\":{\"latency_ms\":20,\"jitter_ms\":20}}");
+    struct serve s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.dir, sizeof s.dir, "%s", test_tmpdir());
+    char extra[1024];
+    judged_config(extra, sizeof extra, &e, NULL);
+    write_config(&s, extra);
+    s.with_creds = true;
+    REQUIRE_INT_EQ(serve_start_raw(&s), 0);
+    wait_ready(&s);
+
+    /* 2,000 samples in 100 batches of 20 from 4 clients; kill -9 part-way */
+    static bool ok[CRASH_BATCHES];
+    memset(ok, 0, sizeof ok);
+    struct post_all_arg arg = {&s, ok};
+    pthread_t poster;
+    atomic_store(&crash_acked, 0);
+    pthread_create(&poster, NULL, post_all_thread, &arg);
+    for (int i = 0; i < 2000 && atomic_load(&crash_acked) < CRASH_BATCHES / 3; i++)
+        sleep_ms(1);
+    kill(s.pid, SIGKILL);
+    waitpid(s.pid, NULL, 0);
+    s.pid = 0;
+    pthread_join(poster, NULL);
+    int before = 0;
+    for (int i = 0; i < CRASH_BATCHES; i++)
+        before += ok[i];
+    fprintf(stderr, "kill9: %d of %d batches acknowledged before the kill\n", before,
+            CRASH_BATCHES);
+
+    /* restart on the same data_dir; clients re-post what got no 202 (and, to check
+     * idempotency, the first acknowledged batch again) */
+    REQUIRE_INT_EQ(serve_start_raw(&s), 0);
+    wait_ready(&s);
+    for (int i = 0; i < CRASH_BATCHES; i++)
+        if (ok[i]) {
+            struct buf b = BUF_INIT;
+            crash_batch_body(i, &b);
+            struct reply r;
+            http(&s, "POST", "/v1/samples", "application/json", b.data, NULL, &r);
+            CHECK_INT_EQ(num(&r, "duplicates"), CRASH_BATCH);
+            reply_clear(&r);
+            buf_clear(&b);
+            break;
+        }
+    post_all(&s, ok);
+    for (int i = 0; i < CRASH_BATCHES; i++)
+        CHECK(ok[i]);
+    REQUIRE(wait_drained(&s, 90000));
+
+    /* every sample: done, with exactly one verdict */
+    int bad = 0;
+    for (int i = 0; i < CRASH_BATCHES; i++)
+        for (int k = 0; k < CRASH_BATCH; k++) {
+            char path[64];
+            snprintf(path, sizeof path, "/v1/samples/c-%d-%d", i, k);
+            struct reply r;
+            http(&s, "GET", path, NULL, NULL, NULL, &r);
+            const char *st = json_string_value(json_object_get(r.json, "status"));
+            json_t *vs = json_object_get(r.json, "verdicts");
+            if (r.status != 200 || !st || strcmp(st, "done") != 0 || json_array_size(vs) != 1 ||
+                !json_object_get(json_array_get(vs, 0), "score")) {
+                if (bad++ < 5)
+                    fprintf(stderr, "%s: %s\n", path, r.body.data ? r.body.data : "(none)");
+            }
+            reply_clear(&r);
+        }
+    CHECK_INT_EQ(bad, 0);
+    stop_clean(&s);
+    CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+    /* calls cut by the kill are made again: at least one per job, never fewer */
+    int calls = emulator_proc_log_count(&e, "\"operation\":\"Converse\"");
+    fprintf(stderr, "kill9: %d Converse calls for %d jobs\n", calls, CRASH_BATCHES * CRASH_BATCH);
+    CHECK(calls >= CRASH_BATCHES * CRASH_BATCH);
+}
