@@ -261,7 +261,7 @@ enum assay_err store_job_complete(struct store *s, const struct store_completion
 enum store_sample_status {
     STORE_STATUS_QUEUED,      /* some job queued, none judging */
     STORE_STATUS_JUDGING,     /* some job judging */
-    STORE_STATUS_DONE,        /* every job finished, at least one done */
+    STORE_STATUS_DONE,        /* every job finished, at least one done (or no rubrics) */
     STORE_STATUS_FAILED,      /* every job finished as failed */
     STORE_STATUS_NOT_SAMPLED, /* stored but not sampled: no jobs */
 };
@@ -461,16 +461,19 @@ void store_sqlite_options_init(struct store_sqlite_options *o);
  * Opens (creating or migrating) the SQLite store at o->path: WAL mode, the
  * schema at STORE_SCHEMA_VERSION (older files migrated forward in one
  * transaction each step), every `judging` job back to `queued`, and the
- * writer thread started. The directory must exist. Returns ASSAY_OK and a new
- * store in *out, or an error with *out NULL: ASSAY_ERR_IO when the file cannot
- * be opened or is not a database, ASSAY_ERR_CONFIG when its schema is newer
- * than this binary knows.
+ * writer thread started. The directory must exist. One process owns a store
+ * at a time: <path>.lock is flock()ed (the kernel drops it when the process
+ * dies). Returns ASSAY_OK and a new store in *out, or an error with *out
+ * NULL: ASSAY_ERR_IO when the file cannot be opened, is not a database, or is
+ * held by another process or another open store; ASSAY_ERR_CONFIG when its
+ * schema is newer than this binary knows or the file is not an assay store.
  */
 enum assay_err store_sqlite_open(const struct store_sqlite_options *o, struct store **out,
                                  char *errbuf);
 
 /*
- * Stops the writer after the writes already queued, refuses later ones with
+ * Stops the writer after the writes already queued (so every pending async
+ * insert's callback has fired when this returns), refuses later ones with
  * ASSAY_ERR_CANCELLED, closes every connection and frees the store. Accepts
  * NULL.
  */

@@ -21,12 +21,15 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- schema */
 
@@ -261,6 +264,7 @@ struct wreq {
 struct sq {
     struct store base;
     char *path;
+    int lock_fd; /* <path>.lock, flock()ed: one process per store */
     const struct clock *clock;
     int busy_timeout_ms;
     size_t group_max_requests, group_max_samples;
@@ -792,14 +796,19 @@ static enum assay_err op_retention(struct conn *c, struct wreq *r)
     sqlite3_stmt *ds = dj ? stmt(c, ST_RETENTION_SAMPLE, &err, r->errbuf) : NULL;
     if (!ds)
         return err;
-    int64_t *pks = xmalloc((size_t)r->i2 * sizeof *pks);
-    size_t n = 0;
+    int64_t *pks = NULL;
+    size_t n = 0, cap = 0;
     sqlite3_bind_int64(sel, 1, r->i1);
     sqlite3_bind_int64(sel, 2, r->i2);
     int rc;
-    while ((rc = sqlite3_step(sel)) == SQLITE_ROW && n < (size_t)r->i2)
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            pks = xrealloc(pks, cap * sizeof *pks);
+        }
         pks[n++] = sqlite3_column_int64(sel, 0);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    }
+    if (rc != SQLITE_DONE)
         err = db_err(r->errbuf, c->db, "retention");
     done(sel);
     for (size_t i = 0; i < n && err == ASSAY_OK; i++) {
@@ -1137,8 +1146,8 @@ static enum assay_err sq_golden_item_put(struct store *s, const struct store_gol
 static enum assay_err sq_retention(struct store *s, int64_t cutoff_ms, size_t max_samples,
                                    int64_t *deleted, char *errbuf)
 {
-    if (max_samples > 100000)
-        max_samples = 100000;
+    if (max_samples > INT64_MAX)
+        max_samples = INT64_MAX;
     struct wreq r = {.op = W_RETENTION, .i1 = cutoff_ms, .i2 = (int64_t)max_samples};
     enum assay_err err = submit(SQ(s), &r, errbuf);
     *deleted = err == ASSAY_OK ? r.out : 0;
@@ -1536,6 +1545,8 @@ static void sq_free(struct sq *q)
     pthread_cond_destroy(&q->done_cv);
     pthread_cond_destroy(&q->work_cv);
     pthread_mutex_destroy(&q->mu);
+    if (q->lock_fd >= 0)
+        close(q->lock_fd); /* releases the flock */
     free(q->path);
     free(q);
 }
@@ -1619,6 +1630,22 @@ out:
     return err;
 }
 
+static enum assay_err set_version(struct conn *c, int64_t v, char *errbuf)
+{
+    enum assay_err err = conn_exec(c, "DELETE FROM schema_version", errbuf);
+    sqlite3_stmt *st = NULL;
+    if (err != ASSAY_OK)
+        return err;
+    if (sqlite3_prepare_v2(c->db, "INSERT INTO schema_version VALUES(?1)", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_err(errbuf, c->db, "schema_version");
+    sqlite3_bind_int64(st, 1, v);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        err = db_err(errbuf, c->db, "schema_version");
+    sqlite3_finalize(st);
+    return err;
+}
+
 static enum assay_err migrate(struct sq *q, struct conn *c, char *errbuf)
 {
     enum assay_err err = ASSAY_OK;
@@ -1646,12 +1673,7 @@ static enum assay_err migrate(struct sq *q, struct conn *c, char *errbuf)
         }
         if ((err = conn_exec(c, migrations[v], errbuf)) != ASSAY_OK)
             goto fail;
-        char sql[96];
-        snprintf(sql, sizeof sql,
-                 "DELETE FROM schema_version; INSERT INTO schema_version"
-                 " VALUES(%lld)",
-                 (long long)(v + 1));
-        if ((err = conn_exec(c, sql, errbuf)) != ASSAY_OK ||
+        if ((err = set_version(c, v + 1, errbuf)) != ASSAY_OK ||
             (err = conn_exec(c, "COMMIT", errbuf)) != ASSAY_OK)
             goto fail;
         LOG_INFO("store.migrated", LOG_I("from", v), LOG_I("to", v + 1));
@@ -1687,6 +1709,32 @@ static enum assay_err recover(struct sq *q, struct conn *c, char *errbuf)
     return rc == SQLITE_DONE ? ASSAY_OK : db_err(errbuf, c->db, "count jobs");
 }
 
+/*
+ * Takes <path>.lock with flock: the in-memory queue counts and the requeue at
+ * open assume that one process owns the file, so a second `assay serve` on
+ * the same data_dir is refused. The kernel drops the lock when the process
+ * dies, so a crash never leaves it behind.
+ */
+static enum assay_err lock_store(struct sq *q, char *errbuf)
+{
+    size_t n = strlen(q->path) + sizeof ".lock";
+    char *lock_path = xmalloc(n);
+    snprintf(lock_path, n, "%s.lock", q->path);
+    enum assay_err err = ASSAY_OK;
+    q->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (q->lock_fd < 0)
+        err = assay_errbuf_set(errbuf, ASSAY_ERR_IO, "store: cannot open %s: %s", lock_path,
+                               strerror(errno));
+    else if (flock(q->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        err = assay_errbuf_set(errbuf, ASSAY_ERR_IO,
+                               errno == EWOULDBLOCK
+                                   ? "store: %s is in use by another process (%s held)"
+                                   : "store: cannot lock %s (%s)",
+                               q->path, errno == EWOULDBLOCK ? lock_path : strerror(errno));
+    free(lock_path);
+    return err;
+}
+
 void store_sqlite_options_init(struct store_sqlite_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -1710,6 +1758,7 @@ enum assay_err store_sqlite_open(const struct store_sqlite_options *o, struct st
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "store: no path");
     q = xcalloc(1, sizeof *q);
     q->base.ops = &sqlite_ops;
+    q->lock_fd = -1;
     q->path = xstrdup(o->path);
     q->clock = o->clock;
     q->busy_timeout_ms = o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 5000;
@@ -1728,6 +1777,8 @@ enum assay_err store_sqlite_open(const struct store_sqlite_options *o, struct st
     pthread_mutex_init(&q->pool_mu, NULL);
     pthread_cond_init(&q->pool_cv, NULL);
 
+    if ((err = lock_store(q, errbuf)) != ASSAY_OK)
+        goto out;
     if ((err = conn_open(q, 1, &q->writer, errbuf)) != ASSAY_OK)
         goto out;
     if ((err = migrate(q, q->writer, errbuf)) != ASSAY_OK)
