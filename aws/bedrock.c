@@ -31,6 +31,7 @@ struct budget {
     char *model_id;
     struct ratelimit requests;
     struct ratelimit tokens;
+    struct bedrock_stats stats; /* attempt-level counters of this model (under mu) */
     struct budget *next;
 };
 
@@ -44,7 +45,7 @@ struct call {
     bedrock_done_fn done;
     void *ctx;
     int64_t started_ms; /* monotonic */
-    double est_tokens;  /* input tokens estimated from the body */
+    double est_tokens;  /* reserved: input estimated from the body, plus maxTokens */
     int have_request;   /* took its request token for this attempt */
     int have_tokens;    /* took its token estimate for this attempt */
     int has_slot;
@@ -121,8 +122,10 @@ static struct budget *budget_for(struct bedrock_client *c, const char *model_id)
     b->model_id = xstrdup(model_id);
     ratelimit_init(&b->requests, c->rpm, c->requests_burst, mono_now());
     ratelimit_init(&b->tokens, c->tpm, c->tokens_burst, mono_now());
+    pthread_mutex_lock(&c->mu); /* readers (stats) walk the list under it */
     b->next = c->budgets;
     c->budgets = b;
+    pthread_mutex_unlock(&c->mu);
     return b;
 }
 
@@ -136,7 +139,7 @@ struct bedrock_client *bedrock_client_new(const struct bedrock_options *opt, cha
         return NULL;
     }
     struct signer_options so = {
-        .region = opt->region, .service = "bedrock", .creds = opt->creds, .sign_body = 0};
+        .region = opt->region, .service = "bedrock", .creds = opt->creds, .sign_body = 1};
     struct signer *signer = signer_new(&so, errbuf);
     if (!signer)
         return NULL;
@@ -211,6 +214,14 @@ void bedrock_client_stats(struct bedrock_client *c, struct bedrock_stats *out)
 {
     pthread_mutex_lock(&c->mu);
     *out = c->stats;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void bedrock_client_stats_each(struct bedrock_client *c, bedrock_model_stats_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&c->mu);
+    for (struct budget *b = c->budgets; b; b = b->next)
+        fn(ctx, b->model_id, &b->stats);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -370,8 +381,11 @@ static void pace(struct call *x)
     x->res.attempts++;
     pthread_mutex_lock(&c->mu);
     c->stats.invocations++;
-    if (x->res.attempts > 1)
+    x->budget->stats.invocations++;
+    if (x->res.attempts > 1) {
         c->stats.retries++;
+        x->budget->stats.retries++;
+    }
     pthread_mutex_unlock(&c->mu);
     signer_attach(c->signer, &x->req);
     enum assay_err err = http_transport_submit(c->t, &x->req, &x->resp, on_answer, x);
@@ -433,20 +447,24 @@ static void on_answer(void *ctx, enum assay_err err, struct http_request *req,
         x->res.throttles++;
 
     pthread_mutex_lock(&c->mu);
-    if (err == ASSAY_OK)
-        c->stats.latency_ms_sum += (uint64_t)(resp->elapsed_ms > 0 ? resp->elapsed_ms : 0);
-    if (ok) {
-        c->stats.successes++;
-        c->stats.input_tokens += (uint64_t)x->res.input_tokens;
-        c->stats.output_tokens += (uint64_t)x->res.output_tokens;
-        c->stats.cache_read_input_tokens += (uint64_t)x->res.cache_read_input_tokens;
-        c->stats.cache_write_input_tokens += (uint64_t)x->res.cache_write_input_tokens;
-    } else if (cls == RETRY_THROTTLED) {
-        c->stats.throttles++;
-    } else if (err == ASSAY_ERR_TIMEOUT || err == ASSAY_ERR_TRANSPORT || resp->status >= 500) {
-        c->stats.server_errors++;
-    } else if (err == ASSAY_OK && resp->status >= 400) {
-        c->stats.client_errors++;
+    struct bedrock_stats *both[2] = {&c->stats, &x->budget->stats};
+    for (int i = 0; i < 2; i++) {
+        struct bedrock_stats *st = both[i];
+        if (err == ASSAY_OK)
+            st->latency_ms_sum += (uint64_t)(resp->elapsed_ms > 0 ? resp->elapsed_ms : 0);
+        if (ok) {
+            st->successes++;
+            st->input_tokens += (uint64_t)x->res.input_tokens;
+            st->output_tokens += (uint64_t)x->res.output_tokens;
+            st->cache_read_input_tokens += (uint64_t)x->res.cache_read_input_tokens;
+            st->cache_write_input_tokens += (uint64_t)x->res.cache_write_input_tokens;
+        } else if (cls == RETRY_THROTTLED) {
+            st->throttles++;
+        } else if (err == ASSAY_ERR_TIMEOUT || err == ASSAY_ERR_TRANSPORT || resp->status >= 500) {
+            st->server_errors++;
+        } else if (err == ASSAY_OK && resp->status >= 400) {
+            st->client_errors++;
+        }
     }
     pthread_mutex_unlock(&c->mu);
 
@@ -456,7 +474,8 @@ static void on_answer(void *ctx, enum assay_err err, struct http_request *req,
 
     if (ok) {
         /* The estimate was taken; charge the difference to the real usage. */
-        double used = (double)(x->res.input_tokens + x->res.output_tokens);
+        double used =
+            (double)(x->res.input_tokens + x->res.cache_write_input_tokens + x->res.output_tokens);
         ratelimit_charge(&x->budget->tokens, used - x->est_tokens, mono_now());
         finish(x, ASSAY_OK);
         return;
@@ -511,8 +530,17 @@ enum assay_err bedrock_converse(struct bedrock_client *c, const char *model_id, 
     x->done = done;
     x->ctx = ctx;
     x->started_ms = mono_now();
-    /* About four bytes a token for English text and JSON. */
+    /* What Bedrock reserves against the tokens-per-minute quota when a
+     * request starts: its input (about four bytes a token for English text
+     * and JSON) plus maxTokens; settled to the real usage afterwards. */
     x->est_tokens = (double)(body_len / 4 + 1);
+    if (c->tpm > 0) {
+        json_t *doc = json_loadb(body, body_len, 0, NULL);
+        json_t *mt = json_object_get(json_object_get(doc, "inferenceConfig"), "maxTokens");
+        if (json_is_integer(mt) && json_integer_value(mt) > 0)
+            x->est_tokens += (double)json_integer_value(mt);
+        json_decref(doc);
+    }
     buf_init(&x->res.body);
     http_response_init(&x->resp);
     struct buf url = BUF_INIT;
@@ -523,7 +551,6 @@ enum assay_err bedrock_converse(struct bedrock_client *c, const char *model_id, 
     http_request_init(&x->req, "POST", url.data);
     buf_clear(&url);
     http_request_header_set(&x->req, "Content-Type", "application/json");
-    http_request_header_set(&x->req, "Accept", "application/json");
     buf_append(&x->req.body, body, body_len);
     x->req.timeout_ms = c->timeout_ms;
 

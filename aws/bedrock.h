@@ -10,8 +10,9 @@
  *
  * Pacing, per model id: a token bucket of requests per minute (every
  * attempt, retries included, takes one request) and one of tokens per minute
- * (an attempt takes an estimate of its input tokens before it goes; the real
- * usage, input plus output, is charged when the answer arrives). A
+ * (an attempt reserves what Bedrock reserves when a request starts, its
+ * estimated input tokens plus its maxTokens; the reservation is settled to
+ * the real input, cache-write and output tokens when the answer arrives). A
  * concurrency bound (max_concurrency) caps the attempts in flight; calls over
  * it wait in a FIFO queue. A call holds its slot while it waits for its
  * buckets, so that a request leaves as soon as its tokens are taken.
@@ -126,6 +127,17 @@ enum assay_err bedrock_converse(struct bedrock_client *c, const char *model_id, 
                                 size_t body_len, bedrock_done_fn done, void *ctx, char *errbuf);
 
 void bedrock_client_stats(struct bedrock_client *c, struct bedrock_stats *out);
+
+/*
+ * Per-model counters, for the JudgeModelId dimension: fn is called once for
+ * each model id the client has called, with that model's attempt-level
+ * counters (invocations, successes, throttles, client and server errors,
+ * retries, tokens, latency; the call and slot fields stay 0). Runs under
+ * the client's lock: fn must not call the client.
+ */
+typedef void (*bedrock_model_stats_fn)(void *ctx, const char *model_id,
+                                       const struct bedrock_stats *s);
+void bedrock_client_stats_each(struct bedrock_client *c, bedrock_model_stats_fn fn, void *ctx);
 
 /* The transport the client runs on (borrowed), for callers that set timers. */
 struct http_transport *bedrock_client_transport(const struct bedrock_client *c);

@@ -274,7 +274,10 @@ static const char *failure_reason(enum assay_err err, const struct bedrock_resul
     default:
         return "bedrock_error";
     }
-    if (res->throttles > 0 && (strstr(code, "Throttl") || res->status == 429))
+    if (strcmp(code, "ModelNotReadyException") == 0 ||
+        strcmp(code, "ServiceUnavailableException") == 0 || res->status >= 500)
+        return "bedrock_unavailable";
+    if (strstr(code, "Throttl") || res->status == 429)
         return "throttled";
     if (strcmp(code, "ValidationException") == 0)
         return "validation_error";
@@ -284,9 +287,6 @@ static const char *failure_reason(enum assay_err err, const struct bedrock_resul
         return "model_not_found";
     if (strcmp(code, "ModelTimeoutException") == 0)
         return "timeout";
-    if (res->status >= 500 || strcmp(code, "ModelNotReadyException") == 0 ||
-        strcmp(code, "ServiceUnavailableException") == 0)
-        return "bedrock_unavailable";
     return "bedrock_client_error";
 }
 

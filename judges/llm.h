@@ -57,8 +57,11 @@ struct llm_judge;
 
 /* Returns a new judge, or NULL with errbuf when no Bedrock client is given. */
 struct llm_judge *llm_judge_new(const struct llm_judge_options *opt, char *errbuf);
-/* Frees; accepts NULL. Jobs still running must have completed (free the
- * Bedrock client first: it waits for them). */
+/*
+ * Frees; accepts NULL. Jobs must have completed. To stop with jobs running,
+ * free the transport first (each job then completes, unscorable with reason
+ * cancelled), then the Bedrock client, then the judge.
+ */
 void llm_judge_free(struct llm_judge *j);
 
 /*

@@ -319,10 +319,12 @@ struct judging {
     struct judge_runner *runner;
 };
 
-static void judging_start(struct judging *j, const char *url, double rpm)
+static void judging_start_clock(struct judging *j, const char *url, double rpm,
+                                const struct clock *clk)
 {
     memset(j, 0, sizeof *j);
-    j->t = http_transport_new(NULL, NULL);
+    struct http_transport_options to = {.clock = clk};
+    j->t = http_transport_new(&to, NULL);
     REQUIRE(j->t != NULL);
     struct creds c;
     creds_init(&c);
@@ -347,6 +349,11 @@ static void judging_start(struct judging *j, const char *url, double rpm)
     struct llm_judge_options lo = {.bedrock = j->b, .model_id = MODEL};
     j->llm = llm_judge_new(&lo, NULL);
     j->runner = judge_runner_new(j->llm, NULL);
+}
+
+static void judging_start(struct judging *j, const char *url, double rpm)
+{
+    judging_start_clock(j, url, rpm, NULL);
 }
 
 static void judging_stop(struct judging *j)
@@ -581,5 +588,47 @@ TEST_CASE(malformed_answers_reasked)
     }
     free(want);
     free(got);
+    rubric_free(rb);
+}
+
+/* A host clock 15 minutes fast: the first signature is refused as stale, the
+ * transport learns the offset from the answer's Date and re-signs, as the
+ * SDKs do; the judge sees one attempt and a verdict. */
+static int64_t fast_now(void *ctx)
+{
+    (void)ctx;
+    return clock_now_ms(NULL) + 15 * 60 * 1000;
+}
+
+static int64_t real_mono(void *ctx)
+{
+    (void)ctx;
+    return clock_mono_ms(NULL);
+}
+
+TEST_CASE(skewed_clock_corrected)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/rubrics/helpfulness.json", test_source_dir());
+    struct rubric *rb = NULL;
+    REQUIRE_INT_EQ(rubric_load(path, &rb, NULL), ASSAY_OK);
+    struct emulator_proc e;
+    REQUIRE_INT_EQ(emulator_proc_start(&e, NULL, 0), 0);
+    struct clock fast = {fast_now, real_mono, NULL};
+    struct judging j;
+    judging_start_clock(&j, e.url, 0, &fast);
+    struct job_out out[2] = {0};
+    judge_all(&j, rb, out, 2);
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT_EQ(out[i].v.outcome, VERDICT_SCORED);
+        CHECK_INT_EQ(out[i].v.attempts, 1);
+        verdict_clear(&out[i].v);
+    }
+    int64_t skew = http_transport_skew_ms(j.t);
+    CHECK(skew < -14 * 60 * 1000 && skew > -16 * 60 * 1000);
+    judging_stop(&j);
+    CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+    CHECK_INT_EQ(emulator_proc_log_count(&e, "\"status\":200"), 2);
+    CHECK(emulator_proc_log_count(&e, "\"status\":403") >= 1);
     rubric_free(rb);
 }

@@ -50,7 +50,8 @@ struct peer {
     char uri[MAX_HITS][512];
     int64_t at_ms[MAX_HITS];
     int concurrent, concurrent_peak;
-    int input_tokens; /* reported usage */
+    int input_tokens;     /* reported usage */
+    int content_sha_seen; /* requests that carried X-Amz-Content-SHA256, signed */
     char last_code[64];
 };
 
@@ -75,6 +76,10 @@ static void peer_handler(void *ctx, const struct fake_request *req, struct fake_
     }
     if (good)
         p->verified++;
+    const char *auth = fake_request_header(req, "Authorization");
+    if (fake_request_header(req, "X-Amz-Content-SHA256") && auth &&
+        strstr(auth, "x-amz-content-sha256"))
+        p->content_sha_seen++;
     else
         snprintf(p->last_code, sizeof p->last_code, "%s", code);
     struct answer a = p->script[i < p->n_script ? i : p->n_script - 1];
@@ -261,6 +266,21 @@ TEST_CASE(endpoint_default_and_override)
     http_transport_free(t);
 }
 
+struct per_model {
+    int models;
+    uint64_t arn_invocations, arn_input_tokens;
+};
+
+static void per_model_add(void *ctx, const char *model_id, const struct bedrock_stats *s)
+{
+    struct per_model *pm = ctx;
+    pm->models++;
+    if (strcmp(model_id, PROFILE_ARN) == 0) {
+        pm->arn_invocations = s->invocations;
+        pm->arn_input_tokens = s->input_tokens;
+    }
+}
+
 TEST_CASE(arn_path_signed_on_the_wire)
 {
     struct rig r = {0};
@@ -283,6 +303,7 @@ TEST_CASE(arn_path_signed_on_the_wire)
         CHECK(o[i].latency_ms >= 0);
     }
     CHECK_INT_EQ(r.p.verified, 2);
+    CHECK_INT_EQ(r.p.content_sha_seen, 2); /* as @aws-sdk/client-bedrock-runtime sends it */
     int arn = strcmp(r.p.uri[0], r.p.uri[1]) < 0 ? 0 : 1; /* "/model/anthropic" < "/model/arn" */
     CHECK_STR_EQ(r.p.uri[!arn ? 1 : 0],
                  "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus."
@@ -296,6 +317,11 @@ TEST_CASE(arn_path_signed_on_the_wire)
     CHECK_INT_EQ(st.successes, 2);
     CHECK_INT_EQ(st.input_tokens, 20);
     CHECK_INT_EQ(st.output_tokens, 14);
+    struct per_model pm = {0};
+    bedrock_client_stats_each(r.b, per_model_add, &pm);
+    CHECK_INT_EQ(pm.models, 2);
+    CHECK_INT_EQ(pm.arn_invocations, 1);
+    CHECK_INT_EQ(pm.arn_input_tokens, 10);
     rig_stop(&r);
 }
 
@@ -374,7 +400,7 @@ TEST_CASE(server_errors_bounded)
     r.p.script[0] =
         (struct answer){503, "ServiceUnavailableException", "{\"message\":\"busy\"}", 0};
     r.p.script[1] = (struct answer){500, NULL, "{\"__type\":\"InternalServerException\"}", 0};
-    r.p.script[2] = (struct answer){424, "ModelNotReadyException", "{\"message\":\"warming\"}", 0};
+    r.p.script[2] = (struct answer){429, "ModelNotReadyException", "{\"message\":\"warming\"}", 0};
     r.p.n_script = 3;
     struct bedrock_options opt = {0};
     retry_policy_init(&opt.retry);
@@ -393,7 +419,8 @@ TEST_CASE(server_errors_bounded)
     struct bedrock_stats st;
     bedrock_client_stats(r.b, &st);
     CHECK_INT_EQ(st.server_errors, 2);
-    CHECK_INT_EQ(st.client_errors, 2); /* 424 ModelNotReady: retried, counted as 4xx */
+    CHECK_INT_EQ(st.throttles, 2); /* 429 ModelNotReady: retried with the throttle base */
+    CHECK_INT_EQ(st.client_errors, 0);
     rig_stop(&r);
 }
 
@@ -630,4 +657,31 @@ TEST_CASE(jitter_seeded)
     for (uint64_t s = 100; s < 104 && !differ; s++)
         differ = backoff_with_seed(s) != a;
     CHECK(differ);
+}
+
+/* maxTokens is reserved when a call starts, as Bedrock reserves it: two calls
+ * of maxTokens 300 do not both fit a bucket of 400, the second waits for the
+ * refill (1 token a millisecond) while the first is still unanswered. */
+TEST_CASE(max_tokens_reserved)
+{
+    struct rig r = {0};
+    r.p.script[0] = (struct answer){200, NULL, NULL, 400};
+    r.p.n_script = 1;
+    struct bedrock_options opt = {.tokens_per_minute = 60000, .tokens_burst = 400};
+    rig_start(&r, &opt);
+    static const char body[] =
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"hi\"}]}],"
+        "\"inferenceConfig\":{\"maxTokens\":300}}";
+    struct outcome o[2] = {0};
+    for (int i = 0; i < 2; i++) {
+        o[i].t = r.t;
+        REQUIRE_INT_EQ(bedrock_converse(r.b, MODEL, body, strlen(body), record, &o[i], NULL),
+                       ASSAY_OK);
+    }
+    wait_done(o, 2, 5000);
+    REQUIRE_INT_EQ(r.p.hits, 2);
+    int64_t gap = r.p.at_ms[1] - r.p.at_ms[0];
+    CHECK(gap >= 150); /* needs ~240 tokens more: ~240 ms */
+    CHECK(gap < 400);  /* and not held until the first answer settled */
+    rig_stop(&r);
 }

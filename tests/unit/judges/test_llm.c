@@ -52,6 +52,7 @@ struct peer {
     double scores[16];
     int n_scores, next_score;
     int hits, verified;
+    int sleep_ms; /* hold every answer this long */
     struct seen seen[MAX_REQ];
 };
 
@@ -93,7 +94,12 @@ static void peer_handler(void *ctx, const struct fake_request *req, struct fake_
     }
     pthread_mutex_unlock(&p->mu);
     int forced = json_object_get(body, "toolConfig") != NULL;
+    int hold = p->sleep_ms;
     json_decref(body);
+    if (hold > 0) {
+        struct timespec ts = {hold / 1000, (long)(hold % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     fake_response_header(resp, "Content-Type", "application/json");
     if (!good) {
         fake_response_header(resp, "x-amzn-ErrorType", code);
@@ -557,5 +563,28 @@ TEST_CASE(reference_through_dispatcher)
                  ASSAY_ERR_INVALID_ARGUMENT);
     CHECK(!atomic_load(&g2.done));
     judge_runner_free(local);
+    rig_stop(&r);
+}
+
+TEST_CASE(transport_free_cancels_jobs)
+{
+    struct rig r = {0};
+    r.p.sleep_ms = 1000;
+    rig_start(&r);
+    const struct rubric *rb = find(&r, "helpfulness");
+    struct got g[3] = {0};
+    for (int i = 0; i < 3; i++)
+        REQUIRE_INT_EQ(judge_run(r.runner, rb, &SAMPLE, NULL, keep, &g[i], NULL), ASSAY_OK);
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+    http_transport_free(r.t); /* every job completes, cancelled */
+    r.t = NULL;
+    for (int i = 0; i < 3; i++) {
+        REQUIRE(atomic_load(&g[i].done));
+        CHECK_INT_EQ(g[i].err, ASSAY_ERR_CANCELLED);
+        CHECK_INT_EQ(g[i].v.outcome, VERDICT_UNSCORABLE);
+        CHECK_STR_EQ(g[i].v.reason, "cancelled");
+        verdict_clear(&g[i].v);
+    }
     rig_stop(&r);
 }
