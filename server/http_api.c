@@ -485,7 +485,8 @@ static json_t *verdict_json(const struct store_job_info *j)
     json_t *v = json_object();
     json_object_set_new(v, "rubric", json_string(j->rubric));
     json_object_set_new(v, "status", json_string(store_job_state_name(j->state)));
-    json_object_set_new(v, "attempts", json_integer(j->attempts));
+    /* claims: how often the job was taken from the queue (> 1 after a crash or a shutdown) */
+    json_object_set_new(v, "claims", json_integer(j->attempts));
     if (!j->has_verdict)
         return v;
     const struct store_verdict *d = &j->verdict;
@@ -507,7 +508,7 @@ static json_t *verdict_json(const struct store_job_info *j)
                         d->latency_ms >= 0 ? json_integer(d->latency_ms) : json_null());
     json_object_set_new(v, "input_tokens", json_integer(d->input_tokens));
     json_object_set_new(v, "output_tokens", json_integer(d->output_tokens));
-    json_object_set_new(v, "judge_attempts", json_integer(d->attempts));
+    json_object_set_new(v, "attempts", json_integer(d->attempts)); /* judge calls made */
     return v;
 }
 
