@@ -45,7 +45,11 @@ static void usage(FILE *to)
                 "                    (for \"listen\": \"127.0.0.1:0\")\n"
                 "  --help            this text\n\n"
                 "Stops on SIGTERM or SIGINT: no new connections, samples in flight\n"
-                "answered within server.shutdown_timeout_s, the store closed cleanly.\n");
+                "answered, judge calls finished or re-queued within\n"
+                "server.shutdown_timeout_s, the store closed cleanly; exit status 0.\n\n"
+                "Logs are JSON lines on stderr; ASSAY_LOG_LEVEL overrides log_level.\n"
+                "AWS credentials, region and endpoints come from the usual AWS\n"
+                "environment; without credentials samples are queued, not judged.\n");
 }
 
 /* mkdir -p for data_dir; 0 or -1 with errno. */
