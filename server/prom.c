@@ -223,7 +223,7 @@ void prom_render(struct prom *p, struct buf *out)
         render_hist(out, "assay_http_request_duration_seconds", "route", &p->durations.s[i],
                     http_buckets, N_HTTP_BUCKETS);
     render_app_counter(out, &p->samples, 0, "assay_samples_received_total",
-                       "Samples accepted (durable), duplicates included.");
+                       "New samples stored (durable); duplicates are counted apart.");
     render_app_counter(out, &p->samples, 1, "assay_samples_sampled_total",
                        "Samples chosen for judging.");
     render_app_counter(out, &p->samples, 2, "assay_samples_dropped_total",
