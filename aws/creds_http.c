@@ -89,25 +89,6 @@ static int hex4(const char *s, unsigned long *v)
     return 0;
 }
 
-static void utf8_put(struct buf *b, unsigned long cp)
-{
-    if (cp < 0x80) {
-        buf_append_char(b, (char)cp);
-    } else if (cp < 0x800) {
-        buf_append_char(b, (char)(0xC0 | (cp >> 6)));
-        buf_append_char(b, (char)(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        buf_append_char(b, (char)(0xE0 | (cp >> 12)));
-        buf_append_char(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
-        buf_append_char(b, (char)(0x80 | (cp & 0x3F)));
-    } else {
-        buf_append_char(b, (char)(0xF0 | (cp >> 18)));
-        buf_append_char(b, (char)(0x80 | ((cp >> 12) & 0x3F)));
-        buf_append_char(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
-        buf_append_char(b, (char)(0x80 | (cp & 0x3F)));
-    }
-}
-
 /* A string at j->i (which is '"'); decoded into out when out is not NULL. */
 static int js_string(struct js *j, struct buf *out)
 {
@@ -171,7 +152,7 @@ static int js_string(struct js *j, struct buf *out)
             if (cp == 0)
                 return -1; /* a NUL would cut the C string short */
             if (out)
-                utf8_put(out, cp);
+                buf_append_utf8(out, cp);
             continue;
         }
         default:

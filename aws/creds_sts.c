@@ -69,25 +69,6 @@ int creds_xml_element(const char *s, size_t n, const char *name, const char **in
     return -1;
 }
 
-static void put_utf8(struct buf *b, unsigned long cp)
-{
-    if (cp < 0x80) {
-        buf_append_char(b, (char)cp);
-    } else if (cp < 0x800) {
-        buf_append_char(b, (char)(0xC0 | (cp >> 6)));
-        buf_append_char(b, (char)(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        buf_append_char(b, (char)(0xE0 | (cp >> 12)));
-        buf_append_char(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
-        buf_append_char(b, (char)(0x80 | (cp & 0x3F)));
-    } else {
-        buf_append_char(b, (char)(0xF0 | (cp >> 18)));
-        buf_append_char(b, (char)(0x80 | ((cp >> 12) & 0x3F)));
-        buf_append_char(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
-        buf_append_char(b, (char)(0x80 | (cp & 0x3F)));
-    }
-}
-
 /* Decodes the reference starting at s[0] == '&'; returns its length or 0. */
 static size_t decode_ref(const char *s, size_t n, struct buf *b)
 {
@@ -129,7 +110,7 @@ static size_t decode_ref(const char *s, size_t n, struct buf *b)
     }
     if (i >= n || digits == 0 || cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
         return 0;
-    put_utf8(b, cp);
+    buf_append_utf8(b, cp);
     return i + 1;
 }
 

@@ -29,6 +29,9 @@ void buf_append_str(struct buf *b, const char *s);
 void buf_append_char(struct buf *b, char c);
 /* printf-style append; fmt must be a literal, untrusted text only as %s. */
 void buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends the UTF-8 encoding of code point cp (at most U+10FFFF; the caller
+ * checks surrogates and range). */
+void buf_append_utf8(struct buf *b, unsigned long cp);
 /* Appends s as the inside of a JSON string (quotes not included). */
 void buf_append_json_escaped(struct buf *b, const char *s, size_t n);
 /* The text, "" for an empty buffer; borrowed, valid until the next change. */

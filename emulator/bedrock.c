@@ -9,6 +9,7 @@
 #include "emulator/bedrock.h"
 
 #include "common/alloc.h"
+#include "common/rng.h"
 #include "emulator/judge.h"
 
 #include <ctype.h>
@@ -617,14 +618,11 @@ static void usage(struct bedrock *b, const char *model, const json_t *req,
 static void tool_use_id(uint64_t nonce, char out[31])
 {
     static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    struct rng g;
+    rng_seed(&g, nonce);
     memcpy(out, "tooluse_", 8);
-    uint64_t x = nonce;
-    for (int i = 0; i < 22; i++) {
-        if (i == 11)
-            x = scenario_mix64(nonce);
-        out[8 + i] = alphabet[x % 62];
-        x /= 62;
-    }
+    for (int i = 0; i < 22; i++)
+        out[8 + i] = alphabet[rng_below(&g, 62)];
     out[30] = '\0';
 }
 

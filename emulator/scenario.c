@@ -5,6 +5,7 @@
 #include "emulator/scenario.h"
 
 #include "common/alloc.h"
+#include "common/rng.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -25,14 +26,6 @@ struct scenario {
     size_t n_models;
     pthread_mutex_t lock;
 };
-
-uint64_t scenario_mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
 
 static uint64_t hash_str(const char *s)
 {
@@ -269,13 +262,6 @@ const struct scenario_rule *scenario_rule_for(const struct scenario *s, const ch
     return &find(s, model_id)->rule;
 }
 
-/* A uniform double in [0, 1) from the generator state. */
-static double uniform(uint64_t *state)
-{
-    *state = scenario_mix64(*state);
-    return (double)(*state >> 11) * 0x1.0p-53;
-}
-
 void scenario_decide(struct scenario *s, const char *model_id, struct scenario_decision *out)
 {
     struct model_rule *m = find(s, model_id);
@@ -283,14 +269,17 @@ void scenario_decide(struct scenario *s, const char *model_id, struct scenario_d
     pthread_mutex_lock(&s->lock);
     uint64_t index = m->count++;
     pthread_mutex_unlock(&s->lock);
-    uint64_t state = scenario_mix64(
-        s->seed ^ scenario_mix64(hash_str(m->model_id ? m->model_id : "default") + index));
+    /* One generator per request, seeded by (seed, rule, index): the draws of a
+     * request never depend on how many other requests ran before it elsewhere. */
+    struct rng g;
+    rng_seed(&g, hash_str(m->model_id ? m->model_id : "default") + index);
+    rng_seed(&g, rng_next(&g) ^ s->seed);
     memset(out, 0, sizeof *out);
     out->index = index;
     /* Always the same number of draws, so one rate never shifts another's. */
-    double u_fault = uniform(&state), u_5xx = uniform(&state), u_mal = uniform(&state);
-    double u_kind = uniform(&state), u_max = uniform(&state), u_jitter = uniform(&state);
-    out->nonce = scenario_mix64(state);
+    double u_fault = rng_uniform(&g), u_5xx = rng_uniform(&g), u_mal = rng_uniform(&g);
+    double u_kind = rng_uniform(&g), u_max = rng_uniform(&g), u_jitter = rng_uniform(&g);
+    out->nonce = rng_next(&g);
     double edge = r->throttle_rate;
     if (u_fault < edge)
         out->fault = SCENARIO_FAULT_THROTTLE;

@@ -5,7 +5,7 @@
  * malformed answers and max_tokens stops, and switches such as refusing
  * forced tools. scenario_decide draws one request's fate from a generator
  * seeded by (seed, rule, the rule's request count), so a given seed and
- * request order always give the same faults.
+ * request order always give the same faults (common/rng's generator).
  *
  * Threading: scenario_decide may be called from any thread (the counters are
  * locked); the rules are read-only after loading.
@@ -78,8 +78,5 @@ uint64_t scenario_seed(const struct scenario *s);
 const struct scenario_rule *scenario_rule_for(const struct scenario *s, const char *model_id);
 /* Draws the next request's fate under model_id's rule. Thread-safe. */
 void scenario_decide(struct scenario *s, const char *model_id, struct scenario_decision *out);
-
-/* splitmix64: the emulator's deterministic generator step. */
-uint64_t scenario_mix64(uint64_t x);
 
 #endif

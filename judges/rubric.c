@@ -107,7 +107,7 @@ static enum assay_err get_int(const struct ctx *c, const json_t *obj, const char
     return ASSAY_OK;
 }
 
-static bool name_ok(const char *s)
+bool rubric_name_valid(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > 64)
@@ -557,7 +557,7 @@ enum assay_err rubric_parse(const char *path, const char *text, size_t len, stru
     err = get_text(&c, root, "name", true, &r->name);
     if (err)
         goto out;
-    if (!name_ok(r->name)) {
+    if (!rubric_name_valid(r->name)) {
         err = fail(&c, ASSAY_ERR_CONFIG, "name", "must be 1 to 64 of a-z, 0-9, - and _");
         goto out;
     }

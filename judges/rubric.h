@@ -94,6 +94,9 @@ struct rubric {
 #define RUBRIC_FALLBACK_PATTERN_DEFAULT                                                            \
     "(?m)^[ \\t*]*SCORE[ \\t*]*:[ \\t*]*(?<score>[-+]?[0-9]+(?:\\.[0-9]+)?)[ \\t*]*$"
 
+/* 1 when s is a valid rubric name: 1-64 characters of [a-z0-9_-]. */
+bool rubric_name_valid(const char *s);
+
 /*
  * Parses and validates len bytes of a rubric file; path (borrowed) names the
  * source in errors and is copied into the rubric. Returns ASSAY_OK and sets

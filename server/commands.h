@@ -14,6 +14,7 @@ struct command {
 
 int cmd_serve(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_alarms(int argc, char **argv);
 int cmd_backtest(int argc, char **argv);
 int cmd_judge(int argc, char **argv);
 

@@ -41,3 +41,15 @@ TEST_CASE(json_escape)
     CHECK_STR_EQ(buf_cstr(&b), "a\\\"b\\\\c\\nd\\u0001\\u007f\xc3\xa9");
     buf_clear(&b);
 }
+
+TEST_CASE(utf8_encoding)
+{
+    struct buf b = BUF_INIT;
+    buf_append_utf8(&b, 0x41);    /* A */
+    buf_append_utf8(&b, 0xE9);    /* e acute: C3 A9 */
+    buf_append_utf8(&b, 0x20AC);  /* euro: E2 82 AC */
+    buf_append_utf8(&b, 0x1F600); /* emoji: F0 9F 98 80 */
+    CHECK_STR_EQ(buf_cstr(&b), "A\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+    CHECK_INT_EQ(b.len, 10);
+    buf_clear(&b);
+}
