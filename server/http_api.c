@@ -73,7 +73,7 @@ enum insert_state { INSERT_NONE, INSERT_PENDING, INSERT_DONE };
 struct http_api {
     struct http_api_options o;
     struct MHD_Daemon *daemon;
-    MHD_socket listen_fd; /* handed over by MHD_quiesce_daemon, closed by http_api_free */
+    bool quiesced; /* the listening socket was taken back and closed */
     uint16_t port;
     pthread_rwlock_t store_lock; /* readers use the store; set_store writes */
     struct store *store;
@@ -1020,7 +1020,6 @@ enum assay_err http_api_start(const struct http_api_options *o, struct http_api 
 
     api = xcalloc(1, sizeof *api);
     api->o = *o;
-    api->listen_fd = MHD_INVALID_SOCKET;
     api->store = o->store;
     pthread_rwlock_init(&api->store_lock, NULL);
     pthread_mutex_init(&api->depth_mu, NULL);
@@ -1101,8 +1100,14 @@ bool http_api_ready(const struct http_api *api)
 int http_api_drain(struct http_api *api, int64_t timeout_ms)
 {
     atomic_store(&api->draining, true);
-    if (api->daemon && api->listen_fd == MHD_INVALID_SOCKET)
-        api->listen_fd = MHD_quiesce_daemon(api->daemon);
+    if (api->daemon && !api->quiesced) {
+        /* libmicrohttpd hands the listening socket over; closing it now makes
+         * new connections fail at once instead of waiting in the backlog. */
+        MHD_socket fd = MHD_quiesce_daemon(api->daemon);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+        api->quiesced = true;
+    }
     int64_t deadline = clock_mono_ms(NULL) + timeout_ms;
     int n;
     while ((n = atomic_load(&api->inflight)) > 0 && clock_mono_ms(NULL) < deadline) {
@@ -1118,8 +1123,6 @@ void http_api_free(struct http_api *api)
         return;
     if (api->daemon)
         MHD_stop_daemon(api->daemon);
-    if (api->listen_fd != MHD_INVALID_SOCKET)
-        close(api->listen_fd);
     pthread_rwlock_destroy(&api->store_lock);
     pthread_mutex_destroy(&api->depth_mu);
     free(api);
