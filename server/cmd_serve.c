@@ -21,6 +21,7 @@
 #include "server/http_api.h"
 #include "server/judging.h"
 #include "server/prom.h"
+#include "server/publishing.h"
 #include "server/sampler.h"
 #include "server/store.h"
 #include "server/worker.h"
@@ -142,6 +143,7 @@ int cmd_serve(int argc, char **argv)
     struct sampler *sampler = NULL;
     struct judging *judging = NULL;
     struct worker *worker = NULL;
+    struct publishing *publishing = NULL;
     char *rubrics_dir = NULL;
     char errbuf[ASSAY_ERRBUF_SIZE] = "";
     char *db_path = NULL;
@@ -226,13 +228,22 @@ int cmd_serve(int argc, char **argv)
         LOG_ERROR("serve.judging_disabled", LOG_S("error", assay_err_name(jerr)),
                   LOG_S("detail", errbuf),
                   LOG_S("effect", "samples are accepted and queued, not judged"));
-    } else {
+    }
+    /* CloudWatch metrics (or EMF lines); shares the judges' transport and credentials. */
+    if (publishing_open(cfg, store, judging_transport(judging), judging_creds(judging), &publishing,
+                        errbuf) != ASSAY_OK) {
+        fprintf(stderr, "assay serve: metrics: %s\n", errbuf);
+        goto out;
+    }
+    http_api_set_publish(api, publishing_get(publishing));
+    if (judging) {
         struct worker_options wo = {.store = store,
                                     .cfg = cfg,
                                     .rubrics = rubrics,
                                     .judge = judging_judge,
                                     .judge_ctx = judging,
-                                    .prom = prom};
+                                    .prom = prom,
+                                    .publish = publishing_get(publishing)};
         if (worker_start(&wo, &worker, errbuf) != ASSAY_OK) {
             fprintf(stderr, "assay serve: %s\n", errbuf);
             goto out;
@@ -254,10 +265,15 @@ int cmd_serve(int argc, char **argv)
     int left = http_api_drain(api, timeout_ms);
     int64_t rest = deadline - clock_mono_ms(NULL);
     worker_stop(worker, rest > 0 ? rest : 0);
+    /* Metrics: every open period flushed, the outbox delivered while time remains. */
+    publishing_stop(publishing, deadline);
     judging_close(judging); /* fires the callbacks of calls cut short */
     judging = NULL;
     worker_free(worker);
     worker = NULL;
+    http_api_set_publish(api, NULL);
+    publishing_free(publishing);
+    publishing = NULL;
     http_api_set_store(api, NULL);
     /* Closing the store fires every insert callback still pending. */
     store_close(store);
@@ -270,8 +286,12 @@ int cmd_serve(int argc, char **argv)
     status = 0;
 out:
     worker_stop(worker, 0);
+    publishing_stop(publishing, 0);
     judging_close(judging);
     worker_free(worker);
+    if (api)
+        http_api_set_publish(api, NULL);
+    publishing_free(publishing);
     http_api_free(api);
     store_close(store);
     sampler_free(sampler);

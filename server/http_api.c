@@ -10,6 +10,7 @@
 #include "common/jsonutil.h"
 #include "common/log.h"
 #include "judges/rubric.h"
+#include "monitor/publish.h"
 #include "server/config.h"
 #include "server/prom.h"
 #include "server/sample.h"
@@ -84,6 +85,7 @@ struct http_api {
     char id_prefix[9];
     void (*jobs_hook)(void *ctx);
     void *jobs_ctx;
+    struct publish *publish;
     pthread_mutex_t depth_mu;
     int64_t depth_cached;
     int64_t depth_at_ms;
@@ -356,9 +358,11 @@ static enum MHD_Result samples_answer(struct request *r)
         else if (r->decisions[i] == SAMPLER_DROPPED)
             buf_append_str(&b, ",\"dropped\":true");
         buf_append_char(&b, '}');
+        bool dropped = !row->duplicate && r->decisions[i] == SAMPLER_DROPPED;
         prom_samples_add(api->o.prom, s->app, row->duplicate ? 0 : 1,
-                         !row->duplicate && row->sampled,
-                         !row->duplicate && r->decisions[i] == SAMPLER_DROPPED, row->duplicate);
+                         !row->duplicate && row->sampled, dropped, row->duplicate);
+        if (api->publish && !row->duplicate)
+            publish_samples_add(api->publish, s->app, 1, 0, dropped, 0);
         LOG_DEBUG("sample.accepted", LOG_S("request_id", r->id), LOG_S("app", s->app),
                   LOG_S("sample_id", s->id), LOG_S("trace_id", s->trace_id),
                   LOG_B("sampled", is_sampled), LOG_B("duplicate", row->duplicate));
@@ -1085,6 +1089,11 @@ void http_api_set_jobs_hook(struct http_api *api, void (*fn)(void *ctx), void *c
 {
     api->jobs_hook = fn;
     api->jobs_ctx = ctx;
+}
+
+void http_api_set_publish(struct http_api *api, struct publish *pub)
+{
+    api->publish = pub;
 }
 
 void http_api_set_ready(struct http_api *api, bool ready)

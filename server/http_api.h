@@ -28,6 +28,7 @@ struct rubric_registry;
 struct store;
 struct sampler;
 struct prom;
+struct publish;
 
 struct http_api_options {
     const struct config *cfg;              /* listen, apps, auth.keys, server.* */
@@ -60,6 +61,11 @@ void http_api_set_ready(struct http_api *api, bool ready);
  * committed, e.g. to wake the worker. Set before http_api_set_ready(true).
  */
 void http_api_set_jobs_hook(struct http_api *api, void (*fn)(void *ctx), void *ctx);
+/*
+ * The CloudWatch publisher (monitor/publish, borrowed; NULL: none) that gets
+ * SamplesReceived and SamplesDropped. Set before http_api_set_ready(true).
+ */
+void http_api_set_publish(struct http_api *api, struct publish *pub);
 bool http_api_ready(const struct http_api *api);
 
 /*

@@ -90,6 +90,16 @@ void judging_close(struct judging *j)
     free(j);
 }
 
+struct http_transport *judging_transport(struct judging *j)
+{
+    return j ? j->t : NULL;
+}
+
+struct creds_provider *judging_creds(struct judging *j)
+{
+    return j ? j->creds : NULL;
+}
+
 enum assay_err judging_judge(void *ctx, const struct rubric *r, const struct rubric_sample *s,
                              const struct redact_set *redact, judge_done_fn done, void *done_ctx,
                              char *errbuf)

@@ -17,6 +17,8 @@
 #include "judges/judge.h"
 
 struct config;
+struct creds_provider;
+struct http_transport;
 struct judging;
 
 /*
@@ -27,6 +29,11 @@ struct judging;
  */
 enum assay_err judging_open(const struct config *cfg, struct judging **out, char *errbuf);
 void judging_close(struct judging *j);
+
+/* The Bedrock transport and the credentials chain (borrowed), shared with the
+ * CloudWatch client of server/publishing. */
+struct http_transport *judging_transport(struct judging *j);
+struct creds_provider *judging_creds(struct judging *j);
 
 /* judge_run on this object's runner (ctx is the struct judging). */
 enum assay_err judging_judge(void *ctx, const struct rubric *r, const struct rubric_sample *s,

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "judges/redact.h"
 #include "judges/rubric.h"
+#include "monitor/publish.h"
 #include "server/config.h"
 #include "server/prom.h"
 #include "server/store.h"
@@ -27,7 +28,7 @@
 struct job {
     struct worker *w;
     int64_t job_id;
-    char *app, *sample_id, *rubric, *trace_id;
+    char *app, *sample_id, *rubric, *trace_id, *model_id;
     int64_t started_ms;
     enum assay_err err;
     struct verdict v; /* moved out of the judge's callback */
@@ -65,6 +66,7 @@ static void job_free(struct job *j)
     free(j->sample_id);
     free(j->rubric);
     free(j->trace_id);
+    free(j->model_id);
     verdict_clear(&j->v);
     free(j);
 }
@@ -136,6 +138,18 @@ static void complete(struct worker *w, struct job *j)
         pthread_mutex_lock(&w->mu);
         w->judged++;
         pthread_mutex_unlock(&w->mu);
+        /* Counted once: only a verdict the store recorded reaches the metrics. */
+        if (w->o.publish && scored) {
+            struct publish_verdict pv = {.app = j->app,
+                                         .rubric = j->rubric,
+                                         .model_id = j->model_id,
+                                         .score = j->v.score,
+                                         .pass = j->v.pass ? 1 : 0,
+                                         .in_alarm = -1};
+            publish_verdict_add(w->o.publish, &pv);
+        }
+        if (w->o.publish)
+            publish_samples_add(w->o.publish, j->app, 0, 1, 0, 0);
     }
     if (scored)
         LOG_INFO("job.judged", LOG_I("job_id", j->job_id), LOG_S("app", j->app),
@@ -175,6 +189,7 @@ static void start_job(struct worker *w, const struct store_job *sj)
     j->sample_id = xstrdup(sj->sample_id);
     j->rubric = xstrdup(sj->rubric);
     j->trace_id = sj->trace_id ? xstrdup(sj->trace_id) : NULL;
+    j->model_id = sj->model_id ? xstrdup(sj->model_id) : NULL;
     j->started_ms = clock_mono_ms(NULL);
     verdict_init(&j->v);
     pthread_mutex_lock(&w->mu);

@@ -32,6 +32,7 @@
 
 struct config;
 struct prom;
+struct publish;
 struct rubric_registry;
 struct store;
 
@@ -47,9 +48,10 @@ struct worker_options {
     const struct rubric_registry *rubrics;
     worker_judge_fn judge;
     void *judge_ctx;
-    struct prom *prom;      /* may be NULL */
-    size_t max_concurrency; /* 0: cfg->judge.max_concurrency */
-    int64_t idle_poll_ms;   /* how often an idle worker looks for jobs; 0: 100 */
+    struct prom *prom;       /* may be NULL */
+    struct publish *publish; /* CloudWatch metrics (QualityScore, ...); may be NULL */
+    size_t max_concurrency;  /* 0: cfg->judge.max_concurrency */
+    int64_t idle_poll_ms;    /* how often an idle worker looks for jobs; 0: 100 */
 };
 
 struct worker;

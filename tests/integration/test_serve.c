@@ -624,8 +624,9 @@ static void judged_config(char *out, size_t n, const struct emulator_proc *e, co
     snprintf(out, n,
              "\"aws\":{\"region\":\"us-east-1\",\"endpoints\":{\"bedrock_runtime\":\"%s\"}},"
              "\"judge\":{\"model_id\":\"%s\",\"max_concurrency\":16},"
-             "\"apps\":{\"support\":{\"sample_rate\":1.0,\"rubrics\":[\"helpfulness\"]}}%s%s",
-             e->url, MODEL, extra ? "," : "", extra ? extra : "");
+             "\"apps\":{\"support\":{\"sample_rate\":1.0,\"rubrics\":[\"helpfulness\"]}},"
+             "\"metrics\":{\"sink\":\"emf\",\"period_s\":1,\"emf_path\":\"%s/emf.log\"}%s%s",
+             e->url, MODEL, test_tmpdir(), extra ? "," : "", extra ? extra : "");
 }
 
 #define SAMPLE_FMT                                                                                 \
@@ -710,6 +711,27 @@ TEST_CASE(judged_end_to_end)
                         strstr(line, "\"trace_id\":\"Root=1-5759e988-bd862e3fe1be46a994272793\"");
     fclose(f);
     CHECK_INT_EQ(judged_lines, 10);
+    /* the verdicts and samples reached the metrics (EMF sink, 1 s periods) once each */
+    char emf[1200];
+    snprintf(emf, sizeof emf, "%s/emf.log", s.dir);
+    f = fopen(emf, "r");
+    REQUIRE(f != NULL);
+    long scores = 0, received = 0, judged = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *m = json_loads(line, 0, NULL);
+        json_t *q = json_object_get(m, "QualityScore");
+        if (json_is_array(q) && json_is_string(json_object_get(m, "App")))
+            scores += (long)json_array_size(q);
+        else if (json_is_number(q))
+            scores += 1;
+        received += (long)json_number_value(json_object_get(m, "SamplesReceived"));
+        judged += (long)json_number_value(json_object_get(m, "SamplesJudged"));
+        json_decref(m);
+    }
+    fclose(f);
+    CHECK_INT_EQ(scores, 10);
+    CHECK_INT_EQ(received, 10); /* the duplicate is not received again */
+    CHECK_INT_EQ(judged, 10);
 }
 
 TEST_CASE(sigterm_requeues_judging)
