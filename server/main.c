@@ -11,6 +11,7 @@ static const struct command commands[] = {
     {"alarms", cmd_alarms, "create or update the CloudWatch alarms the config declares"},
     {"backtest", cmd_backtest, "replay a score stream through the regression detector"},
     {"judge", cmd_judge, "judge one sample (JSON on stdin) against one rubric"},
+    {"serve", cmd_serve, "run the service: HTTP API, durable queue, judges"},
     {"version", cmd_version, "print the version and exit"},
 };
 
