@@ -12,6 +12,7 @@ struct command {
     const char *summary;
 };
 
+int cmd_serve(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_alarms(int argc, char **argv);
 int cmd_backtest(int argc, char **argv);

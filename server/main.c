@@ -12,6 +12,7 @@ static const struct command commands[] = {
     {"backtest", cmd_backtest, "replay a score stream through the regression detector"},
     {"eval", cmd_eval, "run a golden set once and compare it with the previous run"},
     {"judge", cmd_judge, "judge one sample (JSON on stdin) against one rubric"},
+    {"serve", cmd_serve, "run the service: HTTP API, durable queue, judges"},
     {"version", cmd_version, "print the version and exit"},
 };
 

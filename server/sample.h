@@ -1,0 +1,137 @@
+/*
+ * server/sample: parsing and validation of the samples POSTed to /v1/samples
+ * (DESIGN.md, "HTTP API"). A request body is one JSON object, a JSON array of
+ * objects, or NDJSON (one object a line); it is accepted or refused whole, and
+ * a refusal names the sample's index and the field (struct sample_error).
+ *
+ * Field rules (docs/internals/API.md repeats them for users):
+ *   app        required, 1-64 of [A-Za-z0-9._-]
+ *   output     required string (may be empty)
+ *   input      string, or Converse-style messages: an array of
+ *              {"role": "user"|"assistant", "content": string | [blocks]};
+ *              text blocks ({"text": "..."}) are what the judge reads
+ *   context    string, or an array of strings (passages)
+ *   reference  string
+ *   model_id   1-256 printable ASCII characters without spaces
+ *   id         1-128 of [A-Za-z0-9._:-]; generated (UUIDv4) when absent
+ *   rubrics    1-32 distinct rubric names, each known to the registry
+ *   tags       object of at most 16 string pairs; keys 1-64, values 0-256 characters
+ *   trace_id   AWS X-Ray: "Root=1-8hex-24hex[;Parent=..;Sampled=..]" or the
+ *              bare "1-8hex-24hex"; else taken from the X-Amzn-Trace-Id header
+ *              (an invalid header is ignored, an invalid field refused)
+ *   timestamp  RFC 3339 string or epoch milliseconds; the receive time when absent
+ *   feedback   "positive", "negative" or absent
+ *   force      boolean
+ * A JSON null counts as absent for every optional field. Unknown fields are
+ * refused (400 naming the field), so that a misspelt "refrence" is not dropped
+ * in silence.
+ *
+ * Ownership: a struct sample owns its JSON document (doc, normalised: id,
+ * trace_id and timestamp filled in) and the flattened texts; every string
+ * pointer in it is borrowed from doc or owned by the sample, valid until
+ * sample_clear. A struct sample_batch owns its samples. Thread-safe: no
+ * shared state.
+ */
+#ifndef ASSAY_SERVER_SAMPLE_H
+#define ASSAY_SERVER_SAMPLE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define SAMPLE_APP_MAX 64
+#define SAMPLE_ID_MAX 128
+#define SAMPLE_MODEL_ID_MAX 256
+#define SAMPLE_TAGS_MAX 16
+#define SAMPLE_TAG_KEY_MAX 64
+#define SAMPLE_TAG_VALUE_MAX 256
+#define SAMPLE_RUBRICS_MAX 32
+#define SAMPLE_TRACE_ID_MAX 256
+#define SAMPLE_MESSAGES_MAX 1000
+
+enum sample_format { SAMPLE_FORMAT_JSON, SAMPLE_FORMAT_NDJSON };
+
+enum sample_feedback { SAMPLE_FEEDBACK_NONE, SAMPLE_FEEDBACK_POSITIVE, SAMPLE_FEEDBACK_NEGATIVE };
+
+struct sample {
+    json_t *doc;     /* the sample as accepted (a reference the sample holds) */
+    const char *app; /* borrowed from doc */
+    const char *id;  /* borrowed from doc */
+    bool id_generated;
+    const char *output;    /* borrowed from doc */
+    char *input;           /* owned: the prompt as text (messages flattened), or NULL */
+    char *context;         /* owned: passages joined by blank lines, or NULL */
+    const char *reference; /* borrowed, or NULL */
+    const char *model_id;  /* borrowed, or NULL */
+    const char **rubrics;  /* owned array of borrowed names (override), or NULL */
+    size_t n_rubrics;
+    const char *trace_id; /* borrowed, or NULL */
+    int64_t timestamp_ms;
+    enum sample_feedback feedback;
+    bool force;
+};
+
+struct sample_batch {
+    struct sample *items;
+    size_t n;
+};
+
+/* A refusal: which sample (index, -1 for the request as a whole) and field. */
+struct sample_error {
+    enum assay_err code; /* ASSAY_ERR_INVALID_ARGUMENT, or ASSAY_ERR_PARSE for JSON syntax */
+    long index;
+    char field[96]; /* "" when the error concerns no one field */
+    char message[ASSAY_ERRBUF_SIZE];
+};
+
+struct sample_parse_opts {
+    size_t max_batch;            /* samples a request may carry */
+    int64_t now_ms;              /* the receive time, used when timestamp is absent */
+    const char *header_trace_id; /* X-Amzn-Trace-Id, or NULL */
+    /* 1 when a rubric name is known; NULL accepts every well-formed name. */
+    int (*rubric_known)(void *ctx, const char *name);
+    void *rubric_ctx;
+};
+
+/*
+ * Maps a Content-Type header to a format: application/json (also when the
+ * header is absent), application/x-ndjson or application/ndjson; a charset
+ * parameter, when present, must be utf-8. Returns ASSAY_OK, or
+ * ASSAY_ERR_UNSUPPORTED_MEDIA (415).
+ */
+enum assay_err sample_format_from_content_type(const char *content_type, enum sample_format *out);
+
+/*
+ * Parses and validates a whole body. Returns ASSAY_OK with a filled *out
+ * (cleared first; the caller then calls sample_batch_clear), or an error with
+ * *err filled and *out empty: nothing of a refused body is kept.
+ */
+enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_format fmt,
+                                  const struct sample_parse_opts *o, struct sample_batch *out,
+                                  struct sample_error *err);
+void sample_batch_clear(struct sample_batch *b);
+
+/*
+ * Validates one sample object (borrowed; index names it in errors). Returns
+ * ASSAY_OK with *out filled (it holds a new copy of obj), or an error with
+ * *err filled and *out zeroed.
+ */
+enum assay_err sample_parse_object(const json_t *obj, long index, const struct sample_parse_opts *o,
+                                   struct sample *out, struct sample_error *err);
+void sample_clear(struct sample *s);
+
+/* Checks of single values, shared with the routes that take them in a URL. */
+bool sample_app_valid(const char *s);
+bool sample_id_valid(const char *s);
+/* An X-Ray trace header ("Root=1-...;...") or bare trace id ("1-8hex-24hex"). */
+bool sample_trace_id_valid(const char *s);
+
+/* A new random id: a UUIDv4 in lower-case hex, 36 characters and the NUL. */
+void sample_id_generate(char out[37]);
+
+const char *sample_feedback_name(enum sample_feedback f);
+
+#endif

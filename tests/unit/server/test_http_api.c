@@ -1,0 +1,654 @@
+/*
+ * Unit tests for server/http_api, in-process: the real libmicrohttpd server on
+ * 127.0.0.1 (port 0) over the in-memory store (tests/support/mem_store),
+ * driven with libcurl. Every route, every error status and shape.
+ */
+#include "server/http_api.h"
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "judges/rubric.h"
+#include "server/config.h"
+#include "server/prom.h"
+#include "server/sampler.h"
+#include "server/store.h"
+#include "tests/support/mem_store.h"
+#include "tests/unit/test.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <time.h>
+
+struct env {
+    struct config *cfg;
+    struct rubric_registry *rubrics;
+    struct store *store;
+    struct sampler *sampler;
+    struct prom *prom;
+    struct http_api *api;
+    char base[64];
+};
+
+/* sha256("secret-a") and sha256("secret-b") in hex, computed at set-up. */
+static void hexdigest(const char *key, char out[65])
+{
+    unsigned char d[32];
+    SHA256((const unsigned char *)key, strlen(key), d);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void env_start(struct env *e, const char *extra_json, bool with_keys, bool ready)
+{
+    memset(e, 0, sizeof *e);
+    char ka[65], kb[65];
+    hexdigest("secret-a", ka);
+    hexdigest("secret-b", kb);
+    struct buf cfg = BUF_INIT;
+    /* extra_json may bring its own "apps", replacing the default ones */
+    buf_append_str(&cfg, "{\"listen\":\"127.0.0.1:0\",\"log_level\":\"warn\"");
+    if (!extra_json || strncmp(extra_json, "\"apps\"", 6) != 0)
+        buf_append_str(&cfg, ",\"apps\":{\"support\":{\"sample_rate\":1.0,\"rubrics\":"
+                             "[\"helpfulness\"]},\"quiet\":{\"sample_rate\":0.0},"
+                             "\"other\":{\"sample_rate\":1.0}}");
+    if (with_keys)
+        buf_appendf(&cfg,
+                    ",\"auth\":{\"keys\":[{\"sha256\":\"%s\",\"apps\":[\"support\",\"quiet\"]},"
+                    "{\"sha256\":\"%s\",\"apps\":[\"*\"]}]}",
+                    ka, kb);
+    if (extra_json)
+        buf_appendf(&cfg, ",%s", extra_json);
+    buf_append_str(&cfg, "}");
+    char errbuf[ASSAY_ERRBUF_SIZE] = "";
+    enum assay_err err = config_parse(cfg.data, cfg.len, "test.json", NULL, NULL, &e->cfg, errbuf);
+    if (err != ASSAY_OK)
+        fprintf(stderr, "%s\n", errbuf);
+    REQUIRE_INT_EQ(err, ASSAY_OK);
+    buf_clear(&cfg);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/rubrics", test_source_dir());
+    REQUIRE_INT_EQ(rubric_registry_load(dir, &e->rubrics, errbuf), ASSAY_OK);
+    e->store = mem_store_new();
+    e->sampler = sampler_new(NULL);
+    e->prom = prom_new();
+    log_set_level(LOG_LEVEL_ERROR);
+    struct http_api_options o = {.cfg = e->cfg,
+                                 .rubrics = e->rubrics,
+                                 .store = e->store,
+                                 .sampler = e->sampler,
+                                 .prom = e->prom,
+                                 .threads = 2};
+    REQUIRE_INT_EQ(http_api_start(&o, &e->api, errbuf), ASSAY_OK);
+    http_api_set_ready(e->api, ready);
+    snprintf(e->base, sizeof e->base, "http://127.0.0.1:%u", http_api_port(e->api));
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void env_stop(struct env *e)
+{
+    CHECK_INT_EQ(http_api_drain(e->api, 5000), 0);
+    http_api_set_store(e->api, NULL);
+    store_close(e->store);
+    http_api_free(e->api);
+    sampler_free(e->sampler);
+    prom_free(e->prom);
+    rubric_registry_free(e->rubrics);
+    config_free(e->cfg);
+    curl_global_cleanup();
+}
+
+struct reply {
+    long status;
+    struct buf body;
+    char retry_after[32];
+    char allow[32];
+    char request_id[64];
+    json_t *json;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *ctx)
+{
+    buf_append(ctx, p, size * n);
+    return size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ctx)
+{
+    struct reply *r = ctx;
+    size_t len = size * n;
+    struct {
+        const char *name;
+        char *out;
+    } want[] = {
+        {"retry-after:", r->retry_after}, {"allow:", r->allow}, {"x-request-id:", r->request_id}};
+    for (size_t i = 0; i < 3; i++) {
+        size_t k = strlen(want[i].name);
+        if (len > k && strncasecmp(p, want[i].name, k) == 0) {
+            size_t v = k;
+            while (v < len && p[v] == ' ')
+                v++;
+            size_t e = len;
+            while (e > v && (p[e - 1] == '\r' || p[e - 1] == '\n'))
+                e--;
+            snprintf(want[i].out, 32, "%.*s", (int)(e - v), p + v);
+        }
+    }
+    return len;
+}
+
+/* One request; headers is a NULL-terminated list of "Name: value". */
+static void http(struct env *e, const char *method, const char *path, const char *ctype,
+                 const char *body, const char *const *headers, struct reply *r)
+{
+    memset(r, 0, sizeof *r);
+    CURL *c = curl_easy_init();
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", e->base, path);
+    struct curl_slist *h = NULL;
+    char ct[128];
+    if (ctype) {
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+        h = curl_slist_append(h, ct);
+    } else {
+        h = curl_slist_append(h, "Content-Type:");
+    }
+    h = curl_slist_append(h, "Expect:");
+    for (const char *const *x = headers; x && *x; x++)
+        h = curl_slist_append(h, *x);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK)
+        fprintf(stderr, "curl: %s\n", curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    r->json = r->body.len ? json_loadb(r->body.data, r->body.len, 0, NULL) : NULL;
+}
+
+static void reply_clear(struct reply *r)
+{
+    buf_clear(&r->body);
+    json_decref(r->json);
+}
+
+static const char *err_code(const struct reply *r)
+{
+    return json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
+}
+
+static const char *err_field(const struct reply *r)
+{
+    return json_string_value(json_object_get(json_object_get(r->json, "error"), "field"));
+}
+
+static long err_index(const struct reply *r)
+{
+    json_t *i = json_object_get(json_object_get(r->json, "error"), "index");
+    return i ? (long)json_integer_value(i) : -1;
+}
+
+static long num(const struct reply *r, const char *key)
+{
+    return (long)json_integer_value(json_object_get(r->json, key));
+}
+
+#define POST_JSON(e, body, r) http(e, "POST", "/v1/samples", "application/json", body, NULL, r)
+
+TEST_CASE(health_and_readiness)
+{
+    struct env e;
+    env_start(&e, NULL, false, false);
+    struct reply r;
+    http(&e, "GET", "/healthz", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 200);
+    CHECK(r.request_id[0] != '\0');
+    reply_clear(&r);
+    http(&e, "GET", "/readyz", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 503);
+    reply_clear(&r);
+    /* 503 on the API before ready, with Retry-After */
+    POST_JSON(&e, "{\"app\":\"support\",\"output\":\"x\"}", &r);
+    CHECK_INT_EQ(r.status, 503);
+    CHECK_STR_EQ(err_code(&r), "not_ready");
+    CHECK(r.retry_after[0] != '\0');
+    reply_clear(&r);
+    CHECK_INT_EQ(mem_store_count(e.store), 0);
+    http_api_set_ready(e.api, true);
+    http(&e, "GET", "/readyz", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 200);
+    CHECK(json_is_true(json_object_get(r.json, "ready")));
+    reply_clear(&r);
+    env_stop(&e);
+}
+
+TEST_CASE(post_one_array_ndjson)
+{
+    struct env e;
+    env_start(&e, NULL, false, true);
+    struct reply r;
+    POST_JSON(&e, "{\"app\":\"support\",\"output\":\"x\",\"id\":\"a1\"}", &r);
+    CHECK_INT_EQ(r.status, 202);
+    CHECK_INT_EQ(num(&r, "accepted"), 1);
+    CHECK_INT_EQ(num(&r, "sampled"), 1);
+    CHECK_INT_EQ(num(&r, "duplicates"), 0);
+    json_t *s0 = json_array_get(json_object_get(r.json, "samples"), 0);
+    CHECK_STR_EQ(json_string_value(json_object_get(s0, "id")), "a1");
+    CHECK(json_is_true(json_object_get(s0, "sampled")));
+    reply_clear(&r);
+
+    POST_JSON(&e,
+              "[{\"app\":\"support\",\"output\":\"x\",\"id\":\"a2\"},"
+              "{\"app\":\"quiet\",\"output\":\"y\",\"id\":\"a3\"},"
+              "{\"app\":\"quiet\",\"output\":\"y\",\"id\":\"a4\",\"force\":true}]",
+              &r);
+    CHECK_INT_EQ(r.status, 202);
+    CHECK_INT_EQ(num(&r, "accepted"), 3);
+    CHECK_INT_EQ(num(&r, "sampled"), 2);
+    reply_clear(&r);
+
+    http(&e, "POST", "/v1/samples", "application/x-ndjson",
+         "{\"app\":\"support\",\"output\":\"x\"}\n{\"app\":\"support\",\"output\":\"z\"}\n", NULL,
+         &r);
+    CHECK_INT_EQ(r.status, 202);
+    CHECK_INT_EQ(num(&r, "accepted"), 2);
+    /* generated ids are UUIDs */
+    const char *id = json_string_value(
+        json_object_get(json_array_get(json_object_get(r.json, "samples"), 1), "id"));
+    CHECK(id && strlen(id) == 36);
+    reply_clear(&r);
+    CHECK_INT_EQ(mem_store_count(e.store), 6);
+
+    /* no Content-Type is taken as JSON */
+    http(&e, "POST", "/v1/samples", NULL, "{\"app\":\"support\",\"output\":\"x\"}", NULL, &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    env_stop(&e);
+}
+
+TEST_CASE(bad_input_400)
+{
+    struct env e;
+    env_start(&e, NULL, false, true);
+    struct reply r;
+    POST_JSON(&e,
+              "[{\"app\":\"support\",\"output\":\"x\"},{\"app\":\"support\",\"output\":\"x\","
+              "\"tags\":{\"team\":5}}]",
+              &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_STR_EQ(err_code(&r), "invalid_argument");
+    CHECK_INT_EQ(err_index(&r), 1);
+    CHECK_STR_EQ(err_field(&r), "tags.team");
+    reply_clear(&r);
+    CHECK_INT_EQ(mem_store_count(e.store), 0); /* nothing of the batch stored */
+
+    POST_JSON(&e, "{\"app\":\"support\",", &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_STR_EQ(err_code(&r), "parse_error");
+    reply_clear(&r);
+
+    http(&e, "POST", "/v1/samples", "application/x-ndjson",
+         "{\"app\":\"support\",\"output\":\"x\"}\n{\"app\":\"support\"}\n", NULL, &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_INT_EQ(err_index(&r), 1);
+    CHECK_STR_EQ(err_field(&r), "output");
+    reply_clear(&r);
+
+    /* an unknown rubric in an override */
+    POST_JSON(&e, "{\"app\":\"support\",\"output\":\"x\",\"rubrics\":[\"nope\"]}", &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_STR_EQ(err_field(&r), "rubrics[0]");
+    reply_clear(&r);
+    CHECK_INT_EQ(mem_store_count(e.store), 0);
+    env_stop(&e);
+}
+
+TEST_CASE(unconfigured_app)
+{
+    struct env e;
+    env_start(&e, NULL, false, true);
+    struct reply r;
+    POST_JSON(&e, "[{\"app\":\"support\",\"output\":\"x\"},{\"app\":\"ghost\",\"output\":\"x\"}]",
+              &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_INT_EQ(err_index(&r), 1);
+    CHECK_STR_EQ(err_field(&r), "app");
+    CHECK(strstr(r.body.data, "ghost") != NULL);
+    reply_clear(&r);
+    env_stop(&e);
+    /* with apps.default, any app is served */
+    env_start(&e, "\"apps\":{\"default\":{\"sample_rate\":1.0}}", false, true);
+    POST_JSON(&e, "{\"app\":\"ghost\",\"output\":\"x\"}", &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    env_stop(&e);
+}
+
+TEST_CASE(content_type_415)
+{
+    struct env e;
+    env_start(&e, NULL, false, true);
+    struct reply r;
+    http(&e, "POST", "/v1/samples", "text/plain", "{}", NULL, &r);
+    CHECK_INT_EQ(r.status, 415);
+    CHECK_STR_EQ(err_code(&r), "unsupported_media_type");
+    reply_clear(&r);
+    http(&e, "POST", "/v1/samples", "application/x-www-form-urlencoded", "a=b", NULL, &r);
+    CHECK_INT_EQ(r.status, 415);
+    reply_clear(&r);
+    env_stop(&e);
+}
+
+TEST_CASE(too_large_413)
+{
+    struct env e;
+    env_start(&e, "\"server\":{\"max_body_bytes\":1024}", false, true);
+    struct buf big = BUF_INIT;
+    buf_append_str(&big, "{\"app\":\"support\",\"output\":\"");
+    for (int i = 0; i < 3000; i++)
+        buf_append_char(&big, 'x');
+    buf_append_str(&big, "\"}");
+    struct reply r;
+    POST_JSON(&e, big.data, &r);
+    CHECK_INT_EQ(r.status, 413);
+    CHECK_STR_EQ(err_code(&r), "too_large");
+    reply_clear(&r);
+    /* chunked, no Content-Length: refused at the end, the excess never kept */
+    const char *chunked[] = {"Transfer-Encoding: chunked", NULL};
+    http(&e, "POST", "/v1/samples", "application/json", big.data, chunked, &r);
+    CHECK_INT_EQ(r.status, 413);
+    reply_clear(&r);
+    buf_clear(&big);
+    CHECK_INT_EQ(mem_store_count(e.store), 0);
+    /* just under the limit is fine */
+    POST_JSON(&e, "{\"app\":\"support\",\"output\":\"small\"}", &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    env_stop(&e);
+}
+
+TEST_CASE(batch_limit)
+{
+    struct env e;
+    env_start(&e, "\"server\":{\"max_batch\":2}", false, true);
+    struct reply r;
+    POST_JSON(&e,
+              "[{\"app\":\"support\",\"output\":\"x\"},{\"app\":\"support\",\"output\":\"x\"},"
+              "{\"app\":\"support\",\"output\":\"x\"}]",
+              &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK(strstr(r.body.data, "at most 2") != NULL);
+    reply_clear(&r);
+    env_stop(&e);
+}
+
+TEST_CASE(auth_401_403)
+{
+    struct env e;
+    env_start(&e, NULL, true, true);
+    struct reply r;
+    const char *body = "{\"app\":\"support\",\"output\":\"x\"}";
+    POST_JSON(&e, body, &r);
+    CHECK_INT_EQ(r.status, 401);
+    CHECK_STR_EQ(err_code(&r), "unauthorized");
+    reply_clear(&r);
+    const char *wrong[] = {"Authorization: Bearer nope", NULL};
+    http(&e, "POST", "/v1/samples", "application/json", body, wrong, &r);
+    CHECK_INT_EQ(r.status, 401);
+    reply_clear(&r);
+    const char *bearer[] = {"Authorization: Bearer secret-a", NULL};
+    http(&e, "POST", "/v1/samples", "application/json", body, bearer, &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    const char *xkey[] = {"x-api-key: secret-a", NULL};
+    http(&e, "POST", "/v1/samples", "application/json", body, xkey, &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    /* key a may not post for "other"; the whole batch is refused */
+    http(&e, "POST", "/v1/samples", "application/json",
+         "[{\"app\":\"support\",\"output\":\"x\"},{\"app\":\"other\",\"output\":\"x\"}]", xkey, &r);
+    CHECK_INT_EQ(r.status, 403);
+    CHECK_STR_EQ(err_code(&r), "forbidden");
+    CHECK_INT_EQ(err_index(&r), 1);
+    reply_clear(&r);
+    const char *star[] = {"x-api-key: secret-b", NULL};
+    http(&e, "POST", "/v1/samples", "application/json", "{\"app\":\"other\",\"output\":\"x\"}",
+         star, &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    /* reads: the key must allow the sample's app */
+    http(&e, "POST", "/v1/samples", "application/json",
+         "{\"app\":\"other\",\"output\":\"x\",\"id\":\"o1\"}", star, &r);
+    reply_clear(&r);
+    http(&e, "GET", "/v1/samples/o1", NULL, NULL, xkey, &r);
+    CHECK_INT_EQ(r.status, 403);
+    reply_clear(&r);
+    http(&e, "GET", "/v1/samples/o1", NULL, NULL, star, &r);
+    CHECK_INT_EQ(r.status, 200);
+    reply_clear(&r);
+    http(&e, "GET", "/v1/series", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 401);
+    reply_clear(&r);
+    /* probes stay open */
+    http(&e, "GET", "/healthz", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 200);
+    reply_clear(&r);
+    http(&e, "GET", "/metrics", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 200);
+    reply_clear(&r);
+    env_stop(&e);
+}
+
+TEST_CASE(queue_full_429)
+{
+    struct env e;
+    env_start(&e, "\"server\":{\"max_queue\":1,\"retry_after_s\":7}", false, true);
+    struct reply r;
+    POST_JSON(&e, "{\"app\":\"support\",\"output\":\"x\"}", &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    POST_JSON(&e, "{\"app\":\"support\",\"output\":\"x\"}", &r);
+    CHECK_INT_EQ(r.status, 429);
+    CHECK_STR_EQ(err_code(&r), "busy");
+    CHECK_STR_EQ(r.retry_after, "7");
+    reply_clear(&r);
+    CHECK_INT_EQ(mem_store_count(e.store), 1);
+    env_stop(&e);
+}
+
+TEST_CASE(duplicates)
+{
+    struct env e;
+    env_start(&e, NULL, false, true);
+    struct reply r;
+    const char *body = "{\"app\":\"support\",\"output\":\"x\",\"id\":\"same\"}";
+    POST_JSON(&e, body, &r);
+    CHECK_INT_EQ(num(&r, "duplicates"), 0);
+    reply_clear(&r);
+    POST_JSON(&e, body, &r);
+    CHECK_INT_EQ(r.status, 202);
+    CHECK_INT_EQ(num(&r, "accepted"), 1);
+    CHECK_INT_EQ(num(&r, "duplicates"), 1);
+    CHECK_INT_EQ(num(&r, "sampled"), 1);
+    json_t *s0 = json_array_get(json_object_get(r.json, "samples"), 0);
+    CHECK(json_is_true(json_object_get(s0, "duplicate")));
+    reply_clear(&r);
+    CHECK_INT_EQ(mem_store_count(e.store), 1);
+    /* the same id in another app is another sample */
+    POST_JSON(&e, "{\"app\":\"other\",\"output\":\"x\",\"id\":\"same\"}", &r);
+    CHECK_INT_EQ(num(&r, "duplicates"), 0);
+    reply_clear(&r);
+    /* ...which makes the id ambiguous without ?app= */
+    http(&e, "GET", "/v1/samples/same", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_STR_EQ(err_field(&r), "app");
+    reply_clear(&r);
+    http(&e, "GET", "/v1/samples/same?app=other", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 200);
+    CHECK_STR_EQ(json_string_value(json_object_get(r.json, "app")), "other");
+    reply_clear(&r);
+    env_stop(&e);
+}
+
+TEST_CASE(sample_get)
+{
+    struct env e;
+    env_start(&e, NULL, false, true);
+    struct reply r;
+    const char *hdr[] = {"X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+                         NULL};
+    http(&e, "POST", "/v1/samples", "application/json",
+         "[{\"app\":\"support\",\"output\":\"x\",\"id\":\"g1\",\"rubrics\":[\"helpfulness\","
+         "\"coherence\"]},{\"app\":\"quiet\",\"output\":\"x\",\"id\":\"g2\"}]",
+         hdr, &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    http(&e, "GET", "/v1/samples/g1", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 200);
+    CHECK_STR_EQ(json_string_value(json_object_get(r.json, "status")), "queued");
+    CHECK_STR_EQ(json_string_value(json_object_get(r.json, "trace_id")),
+                 "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1");
+    CHECK_INT_EQ(json_array_size(json_object_get(r.json, "verdicts")), 2);
+    CHECK_STR_EQ(json_string_value(json_object_get(json_object_get(r.json, "sample"), "output")),
+                 "x");
+    reply_clear(&r);
+    http(&e, "GET", "/v1/samples/g2", NULL, NULL, NULL, &r);
+    CHECK_STR_EQ(json_string_value(json_object_get(r.json, "status")), "not_sampled");
+    reply_clear(&r);
+    http(&e, "GET", "/v1/samples/missing", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 404);
+    CHECK_STR_EQ(err_code(&r), "not_found");
+    reply_clear(&r);
+    http(&e, "GET", "/v1/samples/bad%20id", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_STR_EQ(err_field(&r), "id");
+    reply_clear(&r);
+    env_stop(&e);
+}
+
+TEST_CASE(routes_404_405_501)
+{
+    struct env e;
+    env_start(&e, NULL, false, true);
+    struct reply r;
+    http(&e, "GET", "/nope", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 404);
+    reply_clear(&r);
+    http(&e, "GET", "/v1/samples", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 405);
+    CHECK_STR_EQ(r.allow, "POST");
+    CHECK_STR_EQ(err_code(&r), "method_not_allowed");
+    reply_clear(&r);
+    http(&e, "DELETE", "/v1/series", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 405);
+    reply_clear(&r);
+    http(&e, "POST", "/v1/series/rebaseline", "application/json", "{}", NULL, &r);
+    CHECK_INT_EQ(r.status, 501);
+    CHECK_STR_EQ(err_code(&r), "not_implemented");
+    reply_clear(&r);
+    http(&e, "POST", "/v1/golden-runs", "application/json", "{}", NULL, &r);
+    CHECK_INT_EQ(r.status, 501);
+    reply_clear(&r);
+    http(&e, "GET", "/v1/golden-runs/run-1", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 404);
+    reply_clear(&r);
+    http(&e, "GET", "/v1/series", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 200);
+    CHECK(json_is_array(json_object_get(r.json, "series")));
+    reply_clear(&r);
+    http(&e, "GET", "/v1/alarms?since=2026-01-01T00:00:00Z&limit=5", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 200);
+    CHECK(json_is_array(json_object_get(r.json, "alarms")));
+    reply_clear(&r);
+    http(&e, "GET", "/v1/alarms?limit=0", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_STR_EQ(err_field(&r), "limit");
+    reply_clear(&r);
+    env_stop(&e);
+}
+
+TEST_CASE(store_failure_500)
+{
+    struct env e;
+    env_start(&e, NULL, false, true);
+    mem_store_fail_next(e.store, ASSAY_ERR_IO);
+    struct reply r;
+    POST_JSON(&e, "{\"app\":\"support\",\"output\":\"x\"}", &r);
+    CHECK_INT_EQ(r.status, 500);
+    CHECK_STR_EQ(err_code(&r), "io_error");
+    reply_clear(&r);
+    CHECK_INT_EQ(mem_store_count(e.store), 0);
+    env_stop(&e);
+}
+
+TEST_CASE(metrics_exposition)
+{
+    struct env e;
+    env_start(&e, "\"apps\":{\"capped\":{\"sample_rate\":1.0,\"max_judged_per_minute\":1}}", false,
+              true);
+    struct reply r;
+    POST_JSON(&e, "[{\"app\":\"capped\",\"output\":\"x\"},{\"app\":\"capped\",\"output\":\"x\"}]",
+              &r);
+    CHECK_INT_EQ(r.status, 202);
+    CHECK_INT_EQ(num(&r, "sampled"), 1);
+    reply_clear(&r);
+    http(&e, "GET", "/metrics", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 200);
+    const char *t = r.body.data;
+    CHECK(strstr(t, "assay_http_requests_total{route=\"/v1/samples\",code=\"202\"} 1") != NULL);
+    CHECK(strstr(t, "assay_samples_received_total{app=\"capped\"} 2") != NULL);
+    CHECK(strstr(t, "assay_samples_sampled_total{app=\"capped\"} 1") != NULL);
+    CHECK(strstr(t, "assay_samples_dropped_total{app=\"capped\"} 1") != NULL);
+    CHECK(strstr(t, "assay_http_request_duration_seconds_bucket{route=\"/v1/samples\",le=\"+Inf\"}"
+                    " 1") != NULL);
+    CHECK(strstr(t, "assay_queue_depth{state=\"queued\"} 1") != NULL);
+    CHECK(strstr(t, "# TYPE assay_ready gauge\nassay_ready 1") != NULL);
+    reply_clear(&r);
+    env_stop(&e);
+}
+
+TEST_CASE(drain_refuses_new_requests)
+{
+    struct env e;
+    env_start(&e, NULL, false, true);
+    struct reply r;
+    POST_JSON(&e, "{\"app\":\"support\",\"output\":\"x\"}", &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    CHECK_INT_EQ(http_api_drain(e.api, 1000), 0);
+    CHECK(!http_api_ready(e.api));
+    /* the listening socket is closed: a new connection is refused at once */
+    time_t t0 = time(NULL);
+    http(&e, "GET", "/healthz", NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 0);
+    CHECK(time(NULL) - t0 <= 2);
+    reply_clear(&r);
+    env_stop(&e);
+}
+
+TEST_CASE(parse_listen)
+{
+    char host[64];
+    uint16_t port;
+    CHECK_INT_EQ(http_api_parse_listen("127.0.0.1:8787", host, sizeof host, &port), 0);
+    CHECK_STR_EQ(host, "127.0.0.1");
+    CHECK_INT_EQ(port, 8787);
+    CHECK_INT_EQ(http_api_parse_listen("[::1]:0", host, sizeof host, &port), 0);
+    CHECK_STR_EQ(host, "::1");
+    CHECK_INT_EQ(port, 0);
+    CHECK_INT_EQ(http_api_parse_listen("::1:80", host, sizeof host, &port), -1);
+    CHECK_INT_EQ(http_api_parse_listen("host", host, sizeof host, &port), -1);
+    CHECK_INT_EQ(http_api_parse_listen("h:99999", host, sizeof host, &port), -1);
+    CHECK_INT_EQ(http_api_parse_listen(":80", host, sizeof host, &port), -1);
+}
