@@ -37,7 +37,8 @@
     X(ASSAY_ERR_INTERNAL, "internal_error", 500, "an internal error occurred")                     \
     X(ASSAY_ERR_CANCELLED, "cancelled", 499, "the operation was cancelled")                        \
     X(ASSAY_ERR_NOT_IMPLEMENTED, "not_implemented", 501, "this route is not implemented yet")      \
-    X(ASSAY_ERR_METHOD_NOT_ALLOWED, "method_not_allowed", 405, "the route does not take this method")
+    X(ASSAY_ERR_METHOD_NOT_ALLOWED, "method_not_allowed", 405, "the route does not take this method") \
+    X(ASSAY_ERR_CONFLICT, "conflict", 409, "the request conflicts with work in progress")
 
 enum assay_err {
 #define ASSAY_ERR_ENUM(code, name, status, sentence) code,

@@ -18,6 +18,7 @@
 #include "server/config.h"
 #include "common/buf.h"
 #include "common/clock.h"
+#include "server/golden_service.h"
 #include "server/http_api.h"
 #include "server/judging.h"
 #include "server/prom.h"
@@ -144,6 +145,7 @@ int cmd_serve(int argc, char **argv)
     struct judging *judging = NULL;
     struct worker *worker = NULL;
     struct publishing *publishing = NULL;
+    struct golden_service *golden = NULL;
     char *rubrics_dir = NULL;
     char errbuf[ASSAY_ERRBUF_SIZE] = "";
     char *db_path = NULL;
@@ -250,6 +252,19 @@ int cmd_serve(int argc, char **argv)
         }
         http_api_set_jobs_hook(api, poke_worker, worker);
     }
+    /* Golden-set runs: the config's entries on schedule, and POST /v1/golden-runs. */
+    struct golden_service_options go = {.cfg = cfg,
+                                        .store = store,
+                                        .reg = rubrics,
+                                        .runner = judging_runner(judging),
+                                        .bedrock = judging_bedrock(judging),
+                                        .publish = publishing_get(publishing)};
+    if (golden_service_open(&go, &golden, errbuf) != ASSAY_OK ||
+        golden_service_start(golden, errbuf) != ASSAY_OK) {
+        fprintf(stderr, "assay serve: %s\n", errbuf);
+        goto out;
+    }
+    http_api_set_golden(api, golden_service_post, golden);
     http_api_set_ready(api, true);
     LOG_INFO("serve.ready", LOG_I("port", port), LOG_S("data_dir", cfg->data_dir),
              LOG_I("rubrics", rubric_registry_count(rubrics)), LOG_I("apps", cfg->n_apps));
@@ -265,6 +280,11 @@ int cmd_serve(int argc, char **argv)
     int left = http_api_drain(api, timeout_ms);
     int64_t rest = deadline - clock_mono_ms(NULL);
     worker_stop(worker, rest > 0 ? rest : 0);
+    /* Golden runs: none starts; those running end their calls in flight and are
+     * stored as cancelled, while the judge, store and publisher are open. */
+    http_api_set_golden(api, NULL, NULL);
+    golden_service_free(golden);
+    golden = NULL;
     /* Metrics: every open period flushed, the outbox delivered while time remains. */
     publishing_stop(publishing, deadline);
     judging_close(judging); /* fires the callbacks of calls cut short */
@@ -285,6 +305,9 @@ int cmd_serve(int argc, char **argv)
     LOG_INFO("serve.stopped", LOG_I("unanswered", left));
     status = 0;
 out:
+    if (api)
+        http_api_set_golden(api, NULL, NULL);
+    golden_service_free(golden);
     worker_stop(worker, 0);
     publishing_stop(publishing, 0);
     judging_close(judging);

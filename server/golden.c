@@ -328,6 +328,11 @@ static void slot_unscorable(struct slot *s, const char *reason, const char *deta
     s->filled = true;
 }
 
+static bool run_cancelled(const struct run *r)
+{
+    return r->env->cancel && atomic_load(r->env->cancel);
+}
+
 /* Starts judging j's answer with every slot's rubric; called once per job. */
 static void job_judge(struct job *j)
 {
@@ -338,13 +343,15 @@ static void job_judge(struct job *j)
     struct run *r = j->run;
     size_t n = j->n_slots;
     bool failed = j->target_failed;
+    bool cancelled = run_cancelled(r);
     pthread_mutex_lock(&r->mu);
     j->pending = n;
     pthread_mutex_unlock(&r->mu);
     for (size_t i = 0; i < n; i++) {
         struct slot *s = &j->slots[i];
-        if (failed) {
-            slot_unscorable(s, "target_failed", j->target_error);
+        if (failed || cancelled) {
+            slot_unscorable(s, cancelled ? "cancelled" : "target_failed",
+                            cancelled ? "the run was cancelled" : j->target_error);
             job_finish_one(j);
             continue;
         }
@@ -520,7 +527,7 @@ static void jobs_run(struct run *r, golden_progress_fn progress, void *pctx, con
             pthread_mutex_unlock(&r->mu);
             continue;
         }
-        if (j->fixed) {
+        if (j->fixed || run_cancelled(r)) {
             job_judge(j);
             continue;
         }
@@ -864,6 +871,51 @@ static json_t *summarise(struct run *r, const char *run_id, const char *target,
 
 /* ------------------------------------------------------------ the run */
 
+/* The caller's progress callback, plus the stored run's done count (at most
+ * once a second, and at the end), so GET /v1/golden-runs/{id} shows it. */
+struct progress_tee {
+    const struct golden_env *env;
+    const char *run_id;
+    golden_progress_fn fn;
+    void *ctx;
+    int64_t last_ms;
+};
+
+static void progress_tee(void *ctx, size_t done, size_t total)
+{
+    struct progress_tee *t = ctx;
+    if (t->fn)
+        t->fn(t->ctx, done, total);
+    int64_t now = clock_mono_ms(clock_system());
+    if (done < total && now - t->last_ms < 1000)
+        return;
+    t->last_ms = now;
+    store_golden_run_update(t->env->store, t->run_id, "running", (int64_t)done, (int64_t)total,
+                            NULL, NULL);
+}
+
+enum assay_err golden_run_queue(struct store *store, const struct golden_spec *spec,
+                                const char *run_id, char *errbuf)
+{
+    char *name = dataset_name_from_path(spec->dataset);
+    bool cal = dataset_kind_from_path(spec->dataset) == DATASET_KIND_CALIBRATION;
+    char *key = golden_run_key(name, cal, spec->target_model);
+    json_t *params = json_pack("{s:s, s:s, s:s?}", "dataset", spec->dataset, "kind",
+                               cal ? "calibration" : "golden", "name", spec->name);
+    char *ptext = json_dumps(params, JSON_COMPACT);
+    json_decref(params);
+    struct store_golden_run gr = {.run_id = run_id,
+                                  .dataset = key,
+                                  .target_model = cal ? NULL : spec->target_model,
+                                  .status = "queued",
+                                  .params_json = ptext};
+    enum assay_err err = store_golden_run_create(store, &gr, errbuf);
+    free(ptext);
+    free(key);
+    free(name);
+    return err;
+}
+
 enum assay_err golden_run_execute(const struct golden_env *env, const struct golden_spec *spec,
                                   const char *run_id_in, golden_progress_fn progress, void *pctx,
                                   json_t **summary, char *errbuf)
@@ -910,30 +962,29 @@ enum assay_err golden_run_execute(const struct golden_env *env, const struct gol
         goto out;
 
     key = golden_run_key(r.ds->name, cal, target);
-    if (store_golden_run_get(env->store, run_id, &existing, NULL) == ASSAY_OK) {
-        err = store_golden_run_update(env->store, run_id, "running", 0, (int64_t)r.n_jobs, NULL,
-                                      errbuf);
-    } else {
-        json_t *params = json_pack("{s:s, s:s, s:s?}", "dataset", spec->dataset, "kind",
-                                   dataset_kind_name(r.ds->kind), "name", spec->name);
-        char *ptext = json_dumps(params, JSON_COMPACT);
-        json_decref(params);
-        struct store_golden_run gr = {.run_id = run_id,
-                                      .dataset = key,
-                                      .target_model = target,
-                                      .status = "running",
-                                      .total = (int64_t)r.n_jobs,
-                                      .params_json = ptext};
-        err = store_golden_run_create(env->store, &gr, errbuf);
-        free(ptext);
+    /* A run queued by the API (golden_run_queue) is taken over. */
+    if (store_golden_run_get(env->store, run_id, &existing, NULL) != ASSAY_OK) {
+        err = golden_run_queue(env->store, spec, run_id, errbuf);
+        if (err == ASSAY_ERR_INVALID_ARGUMENT) /* queued meanwhile */
+            err = ASSAY_OK;
+        if (err != ASSAY_OK)
+            goto out;
     }
+    err =
+        store_golden_run_update(env->store, run_id, "running", 0, (int64_t)r.n_jobs, NULL, errbuf);
     if (err != ASSAY_OK)
         goto out;
     stored = true;
     LOG_INFO("golden.run_started", LOG_S("run_id", run_id), LOG_S("dataset", r.ds->name),
              LOG_S("target_model", target ? target : ""), LOG_I("items", r.n_jobs));
 
-    jobs_run(&r, progress, pctx, target);
+    struct progress_tee tee = {.env = env, .run_id = run_id, .fn = progress, .ctx = pctx};
+    jobs_run(&r, progress_tee, &tee, target);
+    if (run_cancelled(&r)) {
+        /* Never a baseline: a cancelled run is stored as failed. */
+        err = assay_errbuf_set(errbuf, ASSAY_ERR_CANCELLED, "the run was cancelled (shutdown)");
+        goto out;
+    }
 
     err = jobs_store(&r, run_id, errbuf);
     if (err != ASSAY_OK)

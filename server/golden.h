@@ -27,6 +27,7 @@
 #define ASSAY_SERVER_GOLDEN_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -98,7 +99,11 @@ struct golden_env {
     const char *judge_model;           /* the configured judge model (summary, metrics) */
     struct publish *publish;           /* NULL: no metrics */
     const struct clock *clock;         /* NULL: the system clock */
-    uint64_t seed;                     /* the bootstrap's seed; 0: 1 */
+    uint64_t seed;
+        /* the bootstrap's seed; 0: 1 */ /* Set (by another thread) to stop: no new calls start,
+                                          * calls in flight end, and the run is stored as failed
+                                          * (ASSAY_ERR_CANCELLED). NULL: never. */
+    const atomic_bool *cancel;
 };
 
 /* Items finished of total; called on the caller's thread, at least at the end. */
@@ -133,6 +138,14 @@ enum assay_err golden_run_execute(const struct golden_env *env, const struct gol
  * restarts (scheduler_last_fn; ctx is the store).
  */
 int64_t golden_last_run_ms(void *store, const struct golden_spec *spec);
+
+/*
+ * Stores run_id as a "queued" run of spec (its dataset key, target and
+ * params), for the API to answer with before the run starts. The store's
+ * errors; ASSAY_ERR_INVALID_ARGUMENT when the id exists.
+ */
+enum assay_err golden_run_queue(struct store *store, const struct golden_spec *spec,
+                                const char *run_id, char *errbuf);
 
 /* A new run id, "gr-<UTC time>-<8 hex>", unique enough to key the store. */
 char *golden_run_id_new(const struct clock *clock);

@@ -85,6 +85,8 @@ struct http_api {
     char id_prefix[9];
     void (*jobs_hook)(void *ctx);
     void *jobs_ctx;
+    http_api_golden_fn golden_fn;
+    void *golden_ctx;
     struct publish *publish;
     pthread_mutex_t depth_mu;
     int64_t depth_cached;
@@ -692,6 +694,36 @@ static enum MHD_Result golden_run_get(struct request *r)
     return send_jansson(r, 200, v);
 }
 
+/* POST /v1/golden-runs: {"name": ENTRY}, or an empty body; 202 with the run's id. */
+static enum MHD_Result golden_runs_post(struct request *r)
+{
+    if (r->too_large)
+        return send_error(r, ASSAY_ERR_TOO_LARGE, NULL, -1, NULL);
+    json_t *body = NULL;
+    if (r->body.len > 0) {
+        char jerr[ASSAY_ERRBUF_SIZE] = "";
+        body = jsonutil_parse(r->body.data, r->body.len, jerr);
+        if (!body)
+            return send_error(r, ASSAY_ERR_PARSE, jerr, -1, NULL);
+    }
+    char *run_id = NULL;
+    char errbuf[ASSAY_ERRBUF_SIZE] = "";
+    enum assay_err err = r->api->golden_fn(r->api->golden_ctx, body, &run_id, errbuf);
+    json_decref(body);
+    if (err != ASSAY_OK)
+        return send_error(r, err, errbuf, -1, NULL);
+    char location[SAMPLE_ID_MAX + 32];
+    snprintf(location, sizeof location, "/v1/golden-runs/%s", run_id);
+    struct buf b = BUF_INIT;
+    buf_append_char(&b, '{');
+    json_member_str(&b, "id", run_id, false);
+    json_member_str(&b, "status", "queued", true);
+    json_member_str(&b, "location", location, true);
+    buf_append_str(&b, "}\n");
+    free(run_id);
+    return send_buf(r, 202, "application/json", &b, MHD_HTTP_HEADER_LOCATION, location);
+}
+
 /* ------------------------------------------------------- health, metrics */
 
 static enum MHD_Result readyz(struct request *r)
@@ -853,9 +885,10 @@ static enum MHD_Result first_call(struct request *r)
                           "rebaselining needs the monitor module, which is not in this build yet",
                           -1, NULL);
     case R_GOLDEN_RUNS:
-        return send_error(r, ASSAY_ERR_NOT_IMPLEMENTED,
-                          "golden runs need the scheduler, which is not in this build yet", -1,
-                          NULL);
+        if (!r->api->golden_fn)
+            return send_error(r, ASSAY_ERR_NOT_IMPLEMENTED,
+                              "golden runs are not enabled in this process", -1, NULL);
+        return MHD_YES; /* the body follows */
     default:
         return send_error(r, ASSAY_ERR_INTERNAL, NULL, -1, NULL);
     }
@@ -894,6 +927,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     }
     if (r->responded)
         return MHD_YES;
+    if (r->route == R_GOLDEN_RUNS)
+        return golden_runs_post(r);
     switch (atomic_load(&r->insert_state)) {
     case INSERT_DONE:
         return samples_answer(r);
@@ -1089,6 +1124,12 @@ void http_api_set_jobs_hook(struct http_api *api, void (*fn)(void *ctx), void *c
 {
     api->jobs_hook = fn;
     api->jobs_ctx = ctx;
+}
+
+void http_api_set_golden(struct http_api *api, http_api_golden_fn fn, void *ctx)
+{
+    api->golden_fn = fn;
+    api->golden_ctx = ctx;
 }
 
 void http_api_set_publish(struct http_api *api, struct publish *pub)

@@ -17,6 +17,7 @@
 #ifndef ASSAY_SERVER_HTTP_API_H
 #define ASSAY_SERVER_HTTP_API_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -67,6 +68,16 @@ void http_api_set_jobs_hook(struct http_api *api, void (*fn)(void *ctx), void *c
  */
 void http_api_set_publish(struct http_api *api, struct publish *pub);
 bool http_api_ready(const struct http_api *api);
+
+/*
+ * POST /v1/golden-runs: called on an HTTP thread with the request's JSON body
+ * (borrowed; NULL when empty); returns ASSAY_OK and a new run id (freed by
+ * the API), or an error (its HTTP status) with a message in errbuf. Without
+ * a hook the route answers 501. Set before http_api_set_ready(true).
+ */
+typedef enum assay_err (*http_api_golden_fn)(void *ctx, const json_t *body, char **run_id,
+                                             char *errbuf);
+void http_api_set_golden(struct http_api *api, http_api_golden_fn fn, void *ctx);
 
 /*
  * Shutdown, first step: stops accepting connections, answers 503 to new

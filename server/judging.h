@@ -19,6 +19,7 @@
 struct config;
 struct creds_provider;
 struct http_transport;
+struct bedrock_client;
 struct judging;
 
 /*
@@ -34,6 +35,10 @@ void judging_close(struct judging *j);
  * CloudWatch client of server/publishing. */
 struct http_transport *judging_transport(struct judging *j);
 struct creds_provider *judging_creds(struct judging *j);
+/* The Bedrock client and the judge runner (borrowed), for golden-set runs'
+ * target calls and judging (server/golden_service). */
+struct bedrock_client *judging_bedrock(struct judging *j);
+struct judge_runner *judging_runner(struct judging *j);
 
 /* judge_run on this object's runner (ctx is the struct judging). */
 enum assay_err judging_judge(void *ctx, const struct rubric *r, const struct rubric_sample *s,
