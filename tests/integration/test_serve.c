@@ -941,3 +941,96 @@ TEST_CASE(kill9_while_posting_and_judging)
     fprintf(stderr, "kill9: %d Converse calls for %d jobs\n", calls, CRASH_BATCHES * CRASH_BATCH);
     CHECK(calls >= CRASH_BATCHES * CRASH_BATCH);
 }
+
+/* ------------------------------------------------------------- golden runs */
+
+/* Polls GET /v1/golden-runs/{id} until done or failed (bounded). */
+static void wait_golden(struct serve *s, const char *id, int timeout_ms, struct reply *r)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/v1/golden-runs/%s", id);
+    for (int waited = 0;; waited += 50) {
+        http(s, "GET", path, NULL, NULL, NULL, r);
+        const char *st = json_string_value(json_object_get(r->json, "status"));
+        if ((st && (strcmp(st, "done") == 0 || strcmp(st, "failed") == 0)) || waited >= timeout_ms)
+            return;
+        reply_clear(r);
+        sleep_ms(50);
+    }
+}
+
+static int emf_count(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+TEST_CASE(golden_runs_scheduled_and_posted)
+{
+    struct emulator_proc e;
+    start_emulator(&e, NULL);
+    struct serve s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.dir, sizeof s.dir, "%s", test_tmpdir());
+    char golden[2048], extra[4096];
+    snprintf(golden, sizeof golden,
+             "\"golden\":[{\"name\":\"support\",\"dataset\":\"%s/datasets/support-qa.jsonl\","
+             "\"target_model\":\"target-model\",\"rubrics\":[\"token-f1\"],\"every\":\"1h\"},"
+             "{\"name\":\"cal\",\"dataset\":\"%s/datasets/judge-calibration.calibration.jsonl\","
+             "\"rubrics\":[\"correctness\"]}]",
+             test_source_dir(), test_source_dir());
+    judged_config(extra, sizeof extra, &e, golden);
+    write_config(&s, extra);
+    s.with_creds = true;
+    REQUIRE_INT_EQ(serve_start_raw(&s), 0);
+    wait_ready(&s);
+
+    /* "support" never ran: its first run starts with the service and is published. */
+    char emf[1200];
+    snprintf(emf, sizeof emf, "%s/emf.log", s.dir);
+    for (int waited = 0; waited < 20000 && emf_count(emf, "GoldenSetScore") == 0; waited += 100)
+        sleep_ms(100);
+    CHECK(emf_count(emf, "\"Dataset\":\"support-qa\"") >= 1);
+
+    /* "cal" has no schedule: POST starts it; GET shows it through to its result. */
+    struct reply r;
+    http(&s, "POST", "/v1/golden-runs", "application/json", "{\"name\":\"cal\"}", NULL, &r);
+    REQUIRE_INT_EQ(r.status, 202);
+    char id[128];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "id")));
+    CHECK(strncmp(id, "gr-", 3) == 0);
+    CHECK(strncmp(json_string_value(json_object_get(r.json, "location")), "/v1/golden-runs/gr-",
+                  19) == 0);
+    reply_clear(&r);
+    wait_golden(&s, id, 20000, &r);
+    CHECK_STR_EQ(json_string_value(json_object_get(r.json, "status")), "done");
+    const json_t *res = json_object_get(r.json, "result");
+    CHECK_STR_EQ(json_string_value(json_object_get(res, "kind")), "calibration");
+    CHECK_INT_EQ(json_integer_value(json_object_get(r.json, "done")), 36);
+    const json_t *ag =
+        json_object_get(json_array_get(json_object_get(res, "rubrics"), 0), "agreement");
+    CHECK(json_is_number(json_object_get(ag, "weighted_kappa")));
+    reply_clear(&r);
+
+    http(&s, "POST", "/v1/golden-runs", "application/json", "{\"name\":\"nope\"}", NULL, &r);
+    CHECK_INT_EQ(r.status, 404);
+    reply_clear(&r);
+    http(&s, "POST", "/v1/golden-runs", "application/json", "{\"name\":", NULL, &r);
+    CHECK_INT_EQ(r.status, 400);
+    reply_clear(&r);
+    http(&s, "POST", "/v1/golden-runs", "application/json", "{}", NULL, &r);
+    CHECK_INT_EQ(r.status, 400);
+    reply_clear(&r);
+
+    stop_clean(&s);
+    CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+    /* One scheduled run of "support" (every 1h): 48 target calls, no more. */
+    CHECK_INT_EQ(emulator_proc_log_count(&e, "\"model\":\"target-model\""), 48);
+}
