@@ -245,7 +245,7 @@ int cmd_eval(int argc, char **argv)
     struct golden_spec spec;
     golden_spec_init(&spec);
     json_t *summary = NULL;
-    char *dir = NULL, *db_path = NULL;
+    char *dir = NULL;
     struct buf path = BUF_INIT;
 
     enum assay_err err = config_load(config_path, NULL, NULL, &cfg, errbuf);
@@ -358,6 +358,5 @@ out:
     config_free(cfg);
     buf_clear(&path);
     free(dir);
-    free(db_path);
     return status;
 }
