@@ -441,3 +441,37 @@ TEST_CASE(errors_exit_1)
     buf_clear(&args);
     free(ds);
 }
+
+TEST_CASE(progress_bar_on_terminal)
+{
+    /* util-linux's script(1) gives the command a pseudo-terminal. */
+    if (system("command -v script > /dev/null 2>&1") != 0)
+        TEST_SKIP("script(1) is not installed");
+    struct emulator_proc e;
+    REQUIRE(emulator_proc_start(&e, NULL, 0) == 0);
+    char cfg[1024];
+    write_config(&e, cfg, sizeof cfg);
+    char *ds = dataset_path("support-qa.jsonl");
+    const char *dir = test_tmpdir();
+    struct buf cmd = BUF_INIT, log = BUF_INIT;
+    buf_appendf(&log, "%s/tty.log", dir);
+    buf_appendf(&cmd,
+                "cd '%s' && script -qec \"env -i PATH=/usr/bin:/bin HOME='%s' "
+                "AWS_EC2_METADATA_DISABLED=true AWS_ACCESS_KEY_ID=" AKID
+                " AWS_SECRET_ACCESS_KEY=" SECRET " AWS_REGION=us-east-1 '%s' eval --config '%s' "
+                "--dataset '%s' --target-model " TARGET " --rubric token-f1 > '%s/tty.json'\" "
+                "'%s' > /dev/null 2>&1",
+                dir, dir, assay_bin(), cfg, ds, dir, log.data);
+    int rc = system(cmd.data);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    char *text = read_file(log.data);
+    /* A bar redrawn in place: carriage returns, the bar, items of total, rate, time left. */
+    CHECK(strstr(text, "\r[##############################] 48/48 items") != NULL);
+    CHECK(strstr(text, "/s") != NULL && strstr(text, "left") != NULL);
+    CHECK(strstr(text, "eval: ") == NULL);
+    CHECK(emulator_proc_stop(&e) == 0);
+    free(text);
+    buf_clear(&cmd);
+    buf_clear(&log);
+    free(ds);
+}
