@@ -952,14 +952,14 @@ enum assay_err golden_run_execute(const struct golden_env *env, const struct gol
                                    r.ds->path);
             goto out;
         }
-        if (!env->bedrock) {
-            err = assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG, "golden: no Bedrock client");
-            goto out;
-        }
     }
     err = jobs_build(&r, errbuf);
     if (err != ASSAY_OK)
         goto out;
+    if (!cal && !env->bedrock) {
+        err = assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG, "golden: no Bedrock client");
+        goto out;
+    }
 
     key = golden_run_key(r.ds->name, cal, target);
     /* A run queued by the API (golden_run_queue) is taken over. */
@@ -980,6 +980,24 @@ enum assay_err golden_run_execute(const struct golden_env *env, const struct gol
 
     struct progress_tee tee = {.env = env, .run_id = run_id, .fn = progress, .ctx = pctx};
     jobs_run(&r, progress_tee, &tee, target);
+    size_t calls = 0, failed = 0;
+    const struct job *first_failed = NULL;
+    for (size_t i = 0; i < r.n_jobs; i++) {
+        if (r.jobs[i].fixed || r.jobs[i].n_slots == 0)
+            continue;
+        calls++;
+        if (r.jobs[i].target_failed) {
+            failed++;
+            first_failed = first_failed ? first_failed : &r.jobs[i];
+        }
+    }
+    if (calls > 0 && failed == calls && !run_cancelled(&r)) {
+        /* Nothing to compare, and never a baseline: the run failed. */
+        err = assay_errbuf_set(errbuf, ASSAY_ERR_HTTP_STATUS,
+                               "every call to the target model %s failed; the first: %s", target,
+                               first_failed->target_error);
+        goto out;
+    }
     if (run_cancelled(&r)) {
         /* Never a baseline: a cancelled run is stored as failed. */
         err = assay_errbuf_set(errbuf, ASSAY_ERR_CANCELLED, "the run was cancelled (shutdown)");

@@ -475,3 +475,40 @@ TEST_CASE(progress_bar_on_terminal)
     buf_clear(&log);
     free(ds);
 }
+
+TEST_CASE(target_failures)
+{
+    /* "denied" refuses every call (AccessDenied, never retried); "flaky"
+     * throttles a tenth of them (retried under the judge's policy). */
+    struct emulator_proc e;
+    REQUIRE(emulator_proc_start(&e,
+                                "{\"seed\": 3, \"models\": {\"denied\": {\"access_denied\": true},"
+                                " \"flaky\": {\"throttle_rate\": 0.1}}}",
+                                0) == 0);
+    char cfg[1024];
+    write_config(&e, cfg, sizeof cfg);
+    char *ds = dataset_path("support-qa.jsonl");
+    struct buf args = BUF_INIT;
+    struct run r = {0};
+    buf_appendf(&args, "--dataset '%s' --target-model denied --rubric token-f1", ds);
+    run_eval(cfg, args.data, &r);
+    CHECK_INT_EQ(r.status, 1);
+    CHECK(strstr(r.err, "AccessDeniedException") != NULL);
+    CHECK(r.summary == NULL);
+    CHECK_INT_EQ(emulator_proc_log_count(&e, "\"model\":\"denied\""), 48);
+    run_clear(&r);
+
+    buf_reset(&args);
+    buf_appendf(&args, "--dataset '%s' --target-model flaky --rubric token-f1", ds);
+    run_eval(cfg, args.data, &r);
+    CHECK_INT_EQ(r.status, 0);
+    REQUIRE(r.summary != NULL);
+    const json_t *t = json_object_get(r.summary, "target");
+    CHECK_INT_EQ(json_integer_value(json_object_get(t, "calls")), 48);
+    CHECK_INT_EQ(json_integer_value(json_object_get(t, "failed")), 0);
+    CHECK(emulator_proc_log_count(&e, "\"model\":\"flaky\",\"status\":429") > 0);
+    CHECK(emulator_proc_stop(&e) == 0);
+    run_clear(&r);
+    buf_clear(&args);
+    free(ds);
+}

@@ -258,14 +258,24 @@ TEST_CASE(golden_set_needs_target)
     json_t *s = NULL;
     CHECK_INT_EQ(golden_run_execute(&env, &spec, NULL, NULL, NULL, &s, errbuf), ASSAY_ERR_CONFIG);
     CHECK(s == NULL && strstr(errbuf, "target") != NULL);
-    /* An unknown rubric is named. */
+    /* An unknown rubric is named (checked before any call). */
     spec.target_model = xstrdup("m");
     golden_spec_add_rubric(&spec, "no-such-rubric");
-    struct golden_env env2 = env;
-    env2.bedrock = (struct bedrock_client *)&fx; /* never called: the rubric check fails first */
-    CHECK_INT_EQ(golden_run_execute(&env2, &spec, NULL, NULL, NULL, &s, errbuf),
+    CHECK_INT_EQ(golden_run_execute(&env, &spec, NULL, NULL, NULL, &s, errbuf),
                  ASSAY_ERR_NOT_FOUND);
     CHECK(strstr(errbuf, "no-such-rubric") != NULL);
+    /* Known rubrics, but no Bedrock client for the target. */
+    golden_spec_clear(&spec);
+    golden_spec_init(&spec);
+    spec.dataset = xstrdup(path);
+    spec.target_model = xstrdup("m");
+    CHECK_INT_EQ(golden_run_execute(&env, &spec, NULL, NULL, NULL, &s, errbuf), ASSAY_ERR_CONFIG);
+    CHECK(strstr(errbuf, "Bedrock") != NULL);
+    /* Nothing was stored for the refused runs. */
+    struct store_golden_run_list l = {0};
+    CHECK_INT_EQ(store_golden_run_latest(fx.store, "g|m", NULL, NULL, &l, NULL),
+                 ASSAY_ERR_NOT_FOUND);
+    store_golden_run_list_clear(&l);
     golden_spec_clear(&spec);
     fixture_close(&fx);
 }
