@@ -125,7 +125,7 @@ static json_t *num_or_null(double v)
  * detector (new) or NULL with errbuf.
  */
 static struct detector *state_parse(const char *text, int64_t *since_ms, json_t **alarm,
-                                     char *errbuf)
+                                    char *errbuf)
 {
     *since_ms = 0;
     *alarm = NULL;
@@ -155,9 +155,9 @@ out:
 
 static char *state_dump(const struct entry *e)
 {
-    json_t *root = json_pack("{s:i,s:o,s:I,s:O}", "version", STATE_VERSION, "detector",
-                             detector_to_json(e->d), "since_ms", (json_int_t)e->since_ms, "alarm",
-                             e->alarm ? e->alarm : json_null());
+    json_t *root =
+        json_pack("{s:i,s:o,s:I,s:O}", "version", STATE_VERSION, "detector", detector_to_json(e->d),
+                  "since_ms", (json_int_t)e->since_ms, "alarm", e->alarm ? e->alarm : json_null());
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     return text;
@@ -173,8 +173,8 @@ static json_t *event_json(const struct detector_event *ev, int64_t at_ms)
                      (json_int_t)ev->index, "change_point", (json_int_t)ev->change_point,
                      "baseline_mean", num_or_null(ev->baseline_mean), "current_mean",
                      num_or_null(ev->current_mean), "effect_size", num_or_null(ev->effect_size),
-                     "p_value", num_or_null(ev->p_value), "statistic",
-                     num_or_null(ev->statistic), "threshold", num_or_null(ev->threshold));
+                     "p_value", num_or_null(ev->p_value), "statistic", num_or_null(ev->statistic),
+                     "threshold", num_or_null(ev->threshold));
 }
 
 static void fill_row(struct store_series *row, const struct entry *e, const char *state_json)
@@ -253,8 +253,7 @@ static struct entry *entry_from_row(struct series *reg, const struct store_serie
  * error when the store cannot be read.
  */
 static struct entry *get_entry(struct series *reg, const char *app, const char *rubric,
-                               const char *model_id, bool *fresh, enum assay_err *err,
-                               char *errbuf)
+                               const char *model_id, bool *fresh, enum assay_err *err, char *errbuf)
 {
     *fresh = false;
     *err = ASSAY_OK;
@@ -347,9 +346,10 @@ enum assay_err series_job_complete(struct series *reg, const struct series_job *
         set_str(&e->rubric_version, version);
         set_str(&e->judge_model, judge);
         res.rebaselined = true;
-        detail = rebaseline_json(e, rv && jm ? "rubric_version_and_judge_model"
-                                 : rv       ? "rubric_version"
-                                            : "judge_model",
+        detail = rebaseline_json(e,
+                                 rv && jm ? "rubric_version_and_judge_model"
+                                 : rv     ? "rubric_version"
+                                          : "judge_model",
                                  now, was_alarm);
         json_object_set_new(detail, "previous_rubric_version", json_string(old_version));
         json_object_set_new(detail, "previous_judge_model", json_string(old_judge));
@@ -417,17 +417,17 @@ enum assay_err series_job_complete(struct series *reg, const struct series_job *
         bool raised = ev.state == DETECTOR_ALARM;
         LOG_AT(raised ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
                raised ? "series.alarm_raised" : "series.alarm_cleared", LOG_S("app", j->app),
-               LOG_S("rubric", j->rubric), LOG_S("model_id", model_id),
-               LOG_I("index", ev.index), LOG_I("change_point", ev.change_point),
-               LOG_F("baseline_mean", ev.baseline_mean), LOG_F("current_mean", ev.current_mean),
-               LOG_F("effect_size", ev.effect_size), LOG_F("p_value", ev.p_value),
-               LOG_F("statistic", ev.statistic), LOG_F("threshold", ev.threshold));
+               LOG_S("rubric", j->rubric), LOG_S("model_id", model_id), LOG_I("index", ev.index),
+               LOG_I("change_point", ev.change_point), LOG_F("baseline_mean", ev.baseline_mean),
+               LOG_F("current_mean", ev.current_mean), LOG_F("effect_size", ev.effect_size),
+               LOG_F("p_value", ev.p_value), LOG_F("statistic", ev.statistic),
+               LOG_F("threshold", ev.threshold));
         if (reg->o.notify) {
             struct notify_series ns = {.app = j->app, .rubric = j->rubric, .model_id = model_id};
             enum assay_err nerr = notify_alarm_post(reg->o.notify, &ns, now, &ev);
             if (nerr != ASSAY_OK)
-                LOG_WARN("series.notify_refused", LOG_S("app", j->app),
-                         LOG_S("rubric", j->rubric), LOG_S("error", assay_err_name(nerr)));
+                LOG_WARN("series.notify_refused", LOG_S("app", j->app), LOG_S("rubric", j->rubric),
+                         LOG_S("error", assay_err_name(nerr)));
         }
     }
 out:

@@ -73,8 +73,8 @@ struct series_job {
 
 /* What series_job_complete did. */
 struct series_outcome {
-    int in_alarm;    /* the series' state after the verdict: 1, 0; -1 not counted */
-    bool changed;    /* an alarm was raised or cleared by this verdict */
+    int in_alarm;     /* the series' state after the verdict: 1, 0; -1 not counted */
+    bool changed;     /* an alarm was raised or cleared by this verdict */
     bool rebaselined; /* the rubric version or judge model changed */
 };
 
