@@ -14,6 +14,7 @@
 #include "server/series.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct monitoring {
     struct http_transport *t; /* webhooks and SNS */
@@ -31,6 +32,16 @@ enum assay_err monitoring_open(const struct config *cfg, struct store *store,
     struct monitoring *m = xcalloc(1, sizeof *m);
     struct notify_config nc;
     notify_config_init(&nc);
+    const char *key;
+    json_t *v;
+    json_object_foreach(cfg->monitor, key, v)
+    {
+        if (strcmp(key, "detector") != 0 && strcmp(key, "notify") != 0) {
+            err = assay_errbuf_set(errbuf, ASSAY_ERR_CONFIG,
+                                   "monitor: unknown key (detector and notify are known)");
+            goto out;
+        }
+    }
     const json_t *section = cfg->monitor ? json_object_get(cfg->monitor, "notify") : NULL;
     if ((err = notify_config_from_json(&nc, section, NULL, NULL, errbuf)) != ASSAY_OK)
         goto out;

@@ -1153,3 +1153,21 @@ TEST_CASE(series_alarm_restart_rebaseline)
     CHECK_INT_EQ(emulator_proc_stop(&e), 0);
     fake_server_stop(fs);
 }
+
+/* A monitor section that is not valid stops the start with a message naming the key. */
+TEST_CASE(series_bad_monitor_config)
+{
+    const char *bad[] = {"\"monitor\":{\"detector\":{\"warmup_samples\":2}}",
+                         "\"monitor\":{\"detectr\":{}}",
+                         "\"monitor\":{\"notify\":{\"webhooks\":[{\"url\":\"ftp://x\"}]}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct serve s;
+        memset(&s, 0, sizeof s);
+        snprintf(s.dir, sizeof s.dir, "%s", test_tmpdir());
+        write_config(&s, bad[i]);
+        snprintf(s.log, sizeof s.log, "%s/assay.log", s.dir);
+        unlink(s.log); /* the same dir each time: count this start's lines only */
+        CHECK_INT_EQ(serve_start_raw(&s), 1);
+        CHECK(log_count(&s, "assay serve: monitor") == 1);
+    }
+}
