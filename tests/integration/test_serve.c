@@ -1150,6 +1150,40 @@ TEST_CASE(series_alarm_restart_rebaseline)
     CHECK_STR_EQ(jstr(json_array_get(json_object_get(r.json, "alarms"), 0), "event"), "rebaseline");
     reply_clear(&r);
     stop_clean(&s);
+
+    /* another judge model: the series starts a new baseline, it does not alarm */
+    const char *judge2 = "anthropic.claude-3-5-sonnet-20241022-v2:0";
+    char *at = strstr(extra, MODEL);
+    REQUIRE(at != NULL);
+    char extra2[2048];
+    snprintf(extra2, sizeof extra2, "%.*s%s%s", (int)(at - extra), extra, judge2,
+             at + strlen(MODEL));
+    write_config(&s, extra2);
+    REQUIRE_INT_EQ(serve_start_raw(&s), 0);
+    wait_ready(&s);
+    http(&s, "POST", "/v1/samples", "application/json",
+         "{\"app\":\"support-bot\",\"id\":\"new-judge\",\"input\":\"How big can "
+         "attachments be?\",\"output\":\"Up to 10 MB.\",\"model_id\":"
+         "\"anthropic.claude-3-haiku-20240307-v1:0\"}",
+         NULL, &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    REQUIRE(wait_drained(&s, 20000));
+    x = demo_series(&s);
+    REQUIRE(x != NULL);
+    CHECK_STR_EQ(jstr(x, "judge_model"), judge2);
+    CHECK_STR_EQ(jstr(x, "state"), "warming_up");
+    CHECK_INT_EQ(jint(x, "count"), 362);
+    CHECK_INT_EQ(jint(x, "since"), 361);
+    json_decref(x);
+    http(&s, "GET", "/v1/alarms?limit=1", NULL, NULL, NULL, &r);
+    json_t *ev = json_array_get(json_object_get(r.json, "alarms"), 0);
+    CHECK_STR_EQ(jstr(ev, "event"), "rebaseline");
+    CHECK_STR_EQ(jstr(json_object_get(ev, "detail"), "reason"), "judge_model");
+    CHECK_STR_EQ(jstr(json_object_get(ev, "detail"), "previous_judge_model"), MODEL);
+    reply_clear(&r);
+    CHECK(log_count(&s, "\"reason\":\"judge_changed\"") == 1);
+    stop_clean(&s);
     CHECK_INT_EQ(emulator_proc_stop(&e), 0);
     fake_server_stop(fs);
 }
