@@ -394,6 +394,20 @@ TEST_CASE(routes_and_statuses)
     CHECK_INT_EQ(r.status, 200);
     CHECK_INT_EQ(json_array_size(json_object_get(r.json, "series")), 0);
     reply_clear(&r);
+    /* a key acts only for its apps; no key at all is 401 */
+    http(&s, "POST", "/v1/series/rebaseline", "application/json", "{\"app\":\"quiet\"}", sup, &r);
+    CHECK_INT_EQ(r.status, 403);
+    reply_clear(&r);
+    http(&s, "POST", "/v1/series/rebaseline", "application/json", "{\"app\":\"support\"}", sup, &r);
+    CHECK_INT_EQ(r.status, 200);
+    reply_clear(&r);
+    http(&s, "POST", "/v1/series/rebaseline", "application/json", "{}", NULL, &r);
+    CHECK_INT_EQ(r.status, 401);
+    reply_clear(&r);
+    http(&s, "POST", "/v1/series/rebaseline", "application/json", "{\"colour\":\"red\"}", adm, &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_STR_EQ(err_str(&r, "field"), "colour");
+    reply_clear(&r);
     http(&s, "POST", "/v1/golden-runs", "application/json", "{}", adm, &r);
     CHECK_INT_EQ(r.status, 501);
     reply_clear(&r);
