@@ -642,11 +642,11 @@ static enum MHD_Result alarms_list(struct request *r)
         const char *event = json_string_value(json_object_get(detail, "event"));
         if (!event || a->raised)
             event = a->raised ? "raised" : "cleared";
-        json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:o}", "alarm_id",
-                                             (json_int_t)a->alarm_id, "app", a->app, "rubric",
-                                             a->rubric, "model_id", a->model_id ? a->model_id : "",
-                                             "event", event, "at", when, "detail",
-                                             detail ? detail : json_null()));
+        json_array_append_new(arr,
+                              json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:o}", "alarm_id",
+                                        (json_int_t)a->alarm_id, "app", a->app, "rubric", a->rubric,
+                                        "model_id", a->model_id ? a->model_id : "", "event", event,
+                                        "at", when, "detail", detail ? detail : json_null()));
     }
     store_alarm_list_clear(&l);
     return send_jansson(r, 200, json_pack("{s:o}", "alarms", arr));

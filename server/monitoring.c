@@ -80,6 +80,11 @@ enum assay_err monitoring_open(const struct config *cfg, struct store *store,
         .store = store, .monitor = cfg->monitor, .publish = publish, .notify = m->notify};
     if ((err = series_new(&so, &m->series, errbuf)) != ASSAY_OK)
         goto out;
+    char detail[ASSAY_ERRBUF_SIZE] = "";
+    enum assay_err rerr = series_restore_all(m->series, detail);
+    if (rerr != ASSAY_OK)
+        LOG_ERROR("series.load_failed", LOG_S("error", assay_err_name(rerr)),
+                  LOG_S("detail", detail), LOG_S("effect", "series load at their first verdict"));
     LOG_INFO("monitor.started", LOG_I("webhooks", nc.n_webhooks),
              LOG_B("sns", nc.sns_topic_arn != NULL));
     *out = m;

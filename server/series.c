@@ -226,6 +226,15 @@ void series_free(struct series *reg)
     free(reg);
 }
 
+static void log_restored(const struct entry *e)
+{
+    struct detector_summary s;
+    detector_summary_get(e->d, &s);
+    LOG_INFO("series.restored", LOG_S("app", e->app), LOG_S("rubric", e->rubric),
+             LOG_S("model_id", e->model_id), LOG_S("state", detector_state_name(s.state)),
+             LOG_I("count", s.count));
+}
+
 /*
  * The entry for a stored row (restored), or a fresh one when its state cannot
  * be read (logged: better a new warm-up than a series stuck forever).
@@ -264,11 +273,7 @@ static struct entry *get_entry(struct series *reg, const char *app, const char *
     *err = store_series_get(reg->o.store, app, rubric, model_id, &l, errbuf);
     if (*err == ASSAY_OK && l.n == 1) {
         e = entry_from_row(reg, &l.series[0]);
-        struct detector_summary s;
-        detector_summary_get(e->d, &s);
-        LOG_INFO("series.restored", LOG_S("app", app), LOG_S("rubric", rubric),
-                 LOG_S("model_id", model_id), LOG_S("state", detector_state_name(s.state)),
-                 LOG_I("count", s.count));
+        log_restored(e);
         insert(reg, e);
     } else if (*err == ASSAY_ERR_NOT_FOUND || (*err == ASSAY_OK && l.n == 0)) {
         *err = ASSAY_OK;
@@ -279,6 +284,33 @@ static struct entry *get_entry(struct series *reg, const char *app, const char *
     }
     store_series_list_clear(&l);
     return e;
+}
+
+enum assay_err series_restore_all(struct series *reg, char *errbuf)
+{
+    struct store_series_list l = {0};
+    pthread_mutex_lock(&reg->mu);
+    enum assay_err err = store_series_list(reg->o.store, &l, errbuf);
+    size_t in_alarm = 0;
+    for (size_t i = 0; err == ASSAY_OK && i < l.n; i++) {
+        const struct store_series *x = &l.series[i];
+        struct entry *e = find(reg, x->app, x->rubric, nz(x->model_id));
+        if (!e) {
+            e = entry_from_row(reg, x);
+            insert(reg, e);
+            log_restored(e);
+        }
+        bool alarm = detector_state_get(e->d) == DETECTOR_ALARM;
+        in_alarm += alarm;
+        if (reg->o.publish)
+            publish_regression_set(reg->o.publish, e->app, e->rubric, e->model_id, alarm ? 1 : 0,
+                                   clock_now_ms(reg->o.clock));
+    }
+    pthread_mutex_unlock(&reg->mu);
+    if (err == ASSAY_OK)
+        LOG_INFO("series.loaded", LOG_I("series", l.n), LOG_I("in_alarm", in_alarm));
+    store_series_list_clear(&l);
+    return err;
 }
 
 /* Restarts e's baseline (under mu); returns whether it was in alarm. */

@@ -62,6 +62,14 @@ enum assay_err series_new(const struct series_options *o, struct series **out, c
 /* Accepts NULL. */
 void series_free(struct series *reg);
 
+/*
+ * Loads every stored series into the registry (start-up) and tells the
+ * publisher each one's QualityRegression state, so that a series in alarm
+ * keeps reporting 1 after a restart before its next verdict. ASSAY_OK, or
+ * the store's error (the registry then loads series at their first use).
+ */
+enum assay_err series_restore_all(struct series *reg, char *errbuf);
+
 /* One finished job (borrowed). */
 struct series_job {
     int64_t job_id;

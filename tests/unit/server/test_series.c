@@ -263,9 +263,11 @@ TEST_CASE(restore_continues_without_warmup)
     REQUIRE(at > 0);
     json_t *before = stored(&e, "chat", "helpfulness", "");
     REQUIRE(before != NULL);
-    /* a new registry on the same store: a restart */
+    /* a new registry on the same store: a restart (loading every series at start-up) */
     series_free(e.reg);
     reg_open(&e);
+    char errbuf[ASSAY_ERRBUF_SIZE] = "";
+    CHECK_INT_EQ(series_restore_all(e.reg, errbuf), ASSAY_OK);
     struct series_outcome out = feed(&e, &DEF, 0.4);
     CHECK_INT_EQ(out.in_alarm, 1);
     CHECK(!out.rebaselined);
@@ -400,4 +402,45 @@ TEST_CASE(bad_detector_config)
     CHECK(reg == NULL);
     CHECK(strstr(errbuf, "monitor.detector") != NULL);
     json_decref(m);
+}
+
+TEST_CASE(restore_at_first_use)
+{
+    struct env e;
+    env_open(&e);
+    for (int i = 0; i < WARMUP + 3; i++)
+        feed(&e, &DEF, noisy(0.8, i));
+    series_free(e.reg);
+    reg_open(&e); /* no series_restore_all: loaded by its next verdict */
+    CHECK_INT_EQ(feed(&e, &DEF, 0.8).in_alarm, 0);
+    json_t *o = stored(&e, "chat", "helpfulness", "");
+    REQUIRE(o != NULL);
+    CHECK_INT_EQ(count_of(o), WARMUP + 4);
+    CHECK_STR_EQ(str(o, "state"), "ok");
+    json_decref(o);
+    env_close(&e);
+}
+
+TEST_CASE(unreadable_state_starts_over)
+{
+    struct env e;
+    env_open(&e);
+    struct store_series row = {.app = "chat",
+                               .rubric = "helpfulness",
+                               .model_id = "",
+                               .rubric_version = "v1",
+                               .judge_model = "judge-a",
+                               .state_json = "{\"version\":99}"};
+    REQUIRE_INT_EQ(store_series_put(e.store, &row, NULL), ASSAY_OK);
+    json_t *o = stored(&e, "chat", "helpfulness", "");
+    CHECK_STR_EQ(str(o, "state"), "unknown");
+    json_decref(o);
+    char errbuf[ASSAY_ERRBUF_SIZE] = "";
+    CHECK_INT_EQ(series_restore_all(e.reg, errbuf), ASSAY_OK);
+    feed(&e, &DEF, 0.8);
+    o = stored(&e, "chat", "helpfulness", "");
+    CHECK_STR_EQ(str(o, "state"), "warming_up");
+    CHECK_INT_EQ(count_of(o), 1);
+    json_decref(o);
+    env_close(&e);
 }
