@@ -1054,13 +1054,15 @@ TEST_CASE(series_alarm_restart_rebaseline)
     snprintf(s.dir, sizeof s.dir, "%s", test_tmpdir());
     char extra[2048];
     snprintf(extra, sizeof extra,
-             "\"aws\":{\"region\":\"us-east-1\",\"endpoints\":{\"bedrock_runtime\":\"%s\"}},"
+             "\"aws\":{\"region\":\"us-east-1\",\"endpoints\":{\"bedrock_runtime\":\"%s\","
+             "\"sns\":\"%s\"}},"
              "\"judge\":{\"model_id\":\"%s\",\"max_concurrency\":8},"
              "\"apps\":{\"support-bot\":{\"sample_rate\":1.0,\"rubrics\":[\"helpfulness\"]}},"
              "\"metrics\":{\"sink\":\"emf\",\"period_s\":1,\"emf_path\":\"%s/emf.log\"},"
              "\"monitor\":{\"detector\":{\"warmup_samples\":100},"
-             "\"notify\":{\"webhooks\":[{\"url\":\"%s/hook\"}],\"base_ms\":50}}",
-             e.url, MODEL, s.dir, fake_server_url(fs));
+             "\"notify\":{\"webhooks\":[{\"url\":\"%s/hook\"}],\"base_ms\":50,"
+             "\"sns_topic_arn\":\"arn:aws:sns:us-east-1:123456789012:assay-alarms\"}}",
+             e.url, e.url, MODEL, s.dir, fake_server_url(fs));
     write_config(&s, extra);
     s.with_creds = true;
     REQUIRE_INT_EQ(serve_start_raw(&s), 0);
@@ -1199,6 +1201,12 @@ TEST_CASE(series_alarm_restart_rebaseline)
     CHECK(log_count(&s, "\"reason\":\"judge_changed\"") == 1);
     stop_clean(&s);
     CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+    /* every raise and clear went to SNS too (the emulator's Publish), accepted */
+    int published = emulator_proc_log_count(&e, "\"operation\":\"Publish\"");
+    CHECK(published >= 1);
+    CHECK_INT_EQ(published, atomic_load(&hooks.raised) + atomic_load(&hooks.cleared));
+    CHECK_INT_EQ(emulator_proc_log_count(&e, "\"subject\":\"assay ALARM"),
+                 atomic_load(&hooks.raised));
     fake_server_stop(fs);
 }
 
