@@ -725,6 +725,20 @@ void detector_summary_get(const struct detector *d, struct detector_summary *s)
     }
 }
 
+double detector_recent_mean(const struct detector *d, uint64_t from)
+{
+    size_t cap = d->cfg.window_samples;
+    size_t avail = (size_t)(d->ring_count < cap ? d->ring_count : cap);
+    uint64_t want = from < d->n ? d->n - from : 0;
+    size_t m = want < avail ? (size_t)want : avail;
+    if (m == 0)
+        return NAN;
+    double sum = 0;
+    for (size_t i = 0; i < m; i++)
+        sum += d->ring[(d->ring_head + cap - m + i) % cap];
+    return sum / (double)m;
+}
+
 /* ---- state as JSON ---- */
 
 static json_t *config_to_json(const struct detector_config *c)

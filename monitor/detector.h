@@ -119,6 +119,12 @@ void detector_rebaseline(struct detector *d);
 enum detector_state detector_state_get(const struct detector *d);
 void detector_summary_get(const struct detector *d, struct detector_summary *s);
 
+/*
+ * The mean of the scores with index >= from among the last window_samples
+ * (the series' "current mean"); NaN when there are none.
+ */
+double detector_recent_mean(const struct detector *d, uint64_t from);
+
 /* "auto", "continuous", ...; "warming_up", "ok", "alarm". */
 const char *detector_kind_name(enum detector_kind k);
 const char *detector_state_name(enum detector_state s);

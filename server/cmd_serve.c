@@ -21,6 +21,7 @@
 #include "server/golden_service.h"
 #include "server/http_api.h"
 #include "server/judging.h"
+#include "server/monitoring.h"
 #include "server/prom.h"
 #include "server/publishing.h"
 #include "server/sampler.h"
@@ -146,6 +147,7 @@ int cmd_serve(int argc, char **argv)
     struct worker *worker = NULL;
     struct publishing *publishing = NULL;
     struct golden_service *golden = NULL;
+    struct monitoring *monitoring = NULL;
     char *rubrics_dir = NULL;
     char errbuf[ASSAY_ERRBUF_SIZE] = "";
     char *db_path = NULL;
@@ -238,6 +240,13 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     http_api_set_publish(api, publishing_get(publishing));
+    /* The monitor: a series per app x rubric x model_id, restored from the store. */
+    if (monitoring_open(cfg, store, publishing_get(publishing), judging_creds(judging), &monitoring,
+                        errbuf) != ASSAY_OK) {
+        fprintf(stderr, "assay serve: monitor: %s\n", errbuf);
+        goto out;
+    }
+    http_api_set_series(api, monitoring_series(monitoring));
     if (judging) {
         struct worker_options wo = {.store = store,
                                     .cfg = cfg,
@@ -245,7 +254,8 @@ int cmd_serve(int argc, char **argv)
                                     .judge = judging_judge,
                                     .judge_ctx = judging,
                                     .prom = prom,
-                                    .publish = publishing_get(publishing)};
+                                    .publish = publishing_get(publishing),
+                                    .series = monitoring_series(monitoring)};
         if (worker_start(&wo, &worker, errbuf) != ASSAY_OK) {
             fprintf(stderr, "assay serve: %s\n", errbuf);
             goto out;
@@ -285,6 +295,10 @@ int cmd_serve(int argc, char **argv)
     http_api_set_golden(api, NULL, NULL);
     golden_service_free(golden);
     golden = NULL;
+    /* No series update after this: pending notifications are flushed. */
+    http_api_set_series(api, NULL);
+    monitoring_free(monitoring);
+    monitoring = NULL;
     /* Metrics: every open period flushed, the outbox delivered while time remains. */
     publishing_stop(publishing, deadline);
     judging_close(judging); /* fires the callbacks of calls cut short */
@@ -309,6 +323,9 @@ out:
         http_api_set_golden(api, NULL, NULL);
     golden_service_free(golden);
     worker_stop(worker, 0);
+    if (api)
+        http_api_set_series(api, NULL);
+    monitoring_free(monitoring);
     publishing_stop(publishing, 0);
     judging_close(judging);
     worker_free(worker);

@@ -15,6 +15,7 @@
 #include "server/prom.h"
 #include "server/sample.h"
 #include "server/sampler.h"
+#include "server/series.h"
 #include "server/store.h"
 
 #include <arpa/inet.h>
@@ -37,6 +38,7 @@
 #define DEPTH_REFRESH_MS 250
 #define ALARMS_LIMIT_DEFAULT 100
 #define ALARMS_LIMIT_MAX 1000
+#define REBASELINE_BODY_MAX 4096
 
 enum route {
     R_SAMPLES,
@@ -76,8 +78,9 @@ struct http_api {
     struct MHD_Daemon *daemon;
     bool quiesced; /* the listening socket was taken back and closed */
     uint16_t port;
-    pthread_rwlock_t store_lock; /* readers use the store; set_store writes */
+    pthread_rwlock_t store_lock; /* readers use the store and series; the setters write */
     struct store *store;
+    struct series *series; /* under store_lock */
     atomic_bool ready;
     atomic_bool draining;
     atomic_int inflight; /* suspended inserts not yet completed */
@@ -591,20 +594,7 @@ static enum MHD_Result series_list(struct request *r)
         const struct store_series *x = &l.series[i];
         if (!allows(r, x->app) || (app && strcmp(app, x->app) != 0))
             continue;
-        json_t *o = json_object();
-        char when[25];
-        iso_ms(x->updated_ms, when);
-        json_object_set_new(o, "app", json_string(x->app));
-        json_object_set_new(o, "rubric", json_string(x->rubric));
-        json_object_set_new(o, "model_id", json_string(x->model_id ? x->model_id : ""));
-        json_object_set_new(o, "rubric_version",
-                            x->rubric_version ? json_string(x->rubric_version) : json_null());
-        json_object_set_new(o, "judge_model",
-                            x->judge_model ? json_string(x->judge_model) : json_null());
-        json_object_set_new(o, "updated", json_string(when));
-        json_t *state = x->state_json ? json_loads(x->state_json, 0, NULL) : NULL;
-        json_object_set_new(o, "detector", state ? state : json_null());
-        json_array_append_new(arr, o);
+        json_array_append_new(arr, series_json(x));
     }
     store_series_list_clear(&l);
     return send_jansson(r, 200, json_pack("{s:o}", "series", arr));
@@ -650,14 +640,98 @@ static enum MHD_Result alarms_list(struct request *r)
         char when[25];
         iso_ms(a->at_ms, when);
         json_t *detail = a->detail_json ? json_loads(a->detail_json, 0, NULL) : NULL;
-        json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:o}", "alarm_id",
-                                             (json_int_t)a->alarm_id, "app", a->app, "rubric",
-                                             a->rubric, "model_id", a->model_id ? a->model_id : "",
-                                             "event", a->raised ? "raised" : "cleared", "at", when,
-                                             "detail", detail ? detail : json_null()));
+        /* series history: "raised", "cleared" or "rebaseline" (server/series) */
+        const char *event = json_string_value(json_object_get(detail, "event"));
+        if (!event || a->raised)
+            event = a->raised ? "raised" : "cleared";
+        json_array_append_new(arr,
+                              json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:o}", "alarm_id",
+                                        (json_int_t)a->alarm_id, "app", a->app, "rubric", a->rubric,
+                                        "model_id", a->model_id ? a->model_id : "", "event", event,
+                                        "at", when, "detail", detail ? detail : json_null()));
     }
     store_alarm_list_clear(&l);
     return send_jansson(r, 200, json_pack("{s:o}", "alarms", arr));
+}
+
+static bool request_allows(void *ctx, const char *app)
+{
+    return allows(ctx, app);
+}
+
+/* An optional string member of the rebaseline body; -1 when present but not a string. */
+static int body_str(const json_t *body, const char *key, const char **out)
+{
+    const json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -1;
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* POST /v1/series/rebaseline {"app", "rubric", "model_id"}: each omitted = any. */
+static enum MHD_Result rebaseline_post(struct request *r)
+{
+    if (r->too_large)
+        return send_error(r, ASSAY_ERR_TOO_LARGE, NULL, -1, NULL);
+    json_t *body = NULL;
+    if (r->body.len > 0) {
+        json_error_t je;
+        body = json_loadb(r->body.data, r->body.len, 0, &je);
+        if (!json_is_object(body)) {
+            json_decref(body);
+            return send_error(r, ASSAY_ERR_PARSE, "the body must be a JSON object", -1, NULL);
+        }
+    }
+    struct series_filter f = {.allows = request_allows, .allows_ctx = r};
+    const char *bad = NULL;
+    if (body_str(body, "app", &f.app) != 0)
+        bad = "app";
+    else if (body_str(body, "rubric", &f.rubric) != 0)
+        bad = "rubric";
+    else if (body_str(body, "model_id", &f.model_id) != 0)
+        bad = "model_id";
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v)
+    {
+        if (!bad && strcmp(key, "app") && strcmp(key, "rubric") && strcmp(key, "model_id"))
+            bad = key;
+    }
+    if (bad) {
+        enum MHD_Result res = send_error(
+            r, ASSAY_ERR_INVALID_ARGUMENT,
+            "the body takes app, rubric and model_id, each a string or omitted", -1, bad);
+        json_decref(body);
+        return res;
+    }
+    if (f.app && !allows(r, f.app)) {
+        json_decref(body);
+        return send_error(r, ASSAY_ERR_FORBIDDEN, NULL, -1, "app");
+    }
+    struct http_api *api = r->api;
+    struct store *st = store_acquire(api);
+    if (!st || !api->series) {
+        if (st)
+            store_release(api);
+        json_decref(body);
+        return send_error(r, ASSAY_ERR_NOT_READY, "the monitor is not running", -1, NULL);
+    }
+    json_t *affected = NULL;
+    char errbuf[ASSAY_ERRBUF_SIZE] = "";
+    enum assay_err err = series_rebaseline(api->series, &f, &affected, errbuf);
+    store_release(api);
+    json_decref(body);
+    if (err != ASSAY_OK) {
+        LOG_ERROR("http.store_error", LOG_S("request_id", r->id), LOG_S("detail", errbuf));
+        return send_error(r, err, NULL, -1, NULL);
+    }
+    LOG_INFO("series.rebaseline_requested", LOG_S("request_id", r->id),
+             LOG_I("series", json_array_size(affected)));
+    return send_jansson(r, 200, json_pack("{s:o}", "series", affected));
 }
 
 static enum MHD_Result golden_run_get(struct request *r)
@@ -880,10 +954,14 @@ static enum MHD_Result first_call(struct request *r)
         return alarms_list(r);
     case R_GOLDEN_RUN:
         return golden_run_get(r);
-    case R_REBASELINE:
-        return send_error(r, ASSAY_ERR_NOT_IMPLEMENTED,
-                          "rebaselining needs the monitor module, which is not in this build yet",
-                          -1, NULL);
+    case R_REBASELINE: {
+        const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        char *end = NULL;
+        if (cl && strtoull(cl, &end, 10) > REBASELINE_BODY_MAX && end && *end == '\0')
+            return send_error(r, ASSAY_ERR_TOO_LARGE, "the body is larger than 4096 bytes", -1,
+                              NULL);
+        return MHD_YES; /* the body follows */
+    }
     case R_GOLDEN_RUNS:
         if (!r->api->golden_fn)
             return send_error(r, ASSAY_ERR_NOT_IMPLEMENTED,
@@ -935,7 +1013,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     case INSERT_PENDING:
         return MHD_YES;
     default:
-        return samples_post(r);
+        return r->route == R_REBASELINE ? rebaseline_post(r) : samples_post(r);
     }
 }
 
@@ -1130,6 +1208,13 @@ void http_api_set_golden(struct http_api *api, http_api_golden_fn fn, void *ctx)
 {
     api->golden_fn = fn;
     api->golden_ctx = ctx;
+}
+
+void http_api_set_series(struct http_api *api, struct series *series)
+{
+    pthread_rwlock_wrlock(&api->store_lock);
+    api->series = series;
+    pthread_rwlock_unlock(&api->store_lock);
 }
 
 void http_api_set_publish(struct http_api *api, struct publish *pub)

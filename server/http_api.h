@@ -28,6 +28,7 @@ struct config;
 struct rubric_registry;
 struct store;
 struct sampler;
+struct series;
 struct prom;
 struct publish;
 
@@ -67,6 +68,13 @@ void http_api_set_jobs_hook(struct http_api *api, void (*fn)(void *ctx), void *c
  * SamplesReceived and SamplesDropped. Set before http_api_set_ready(true).
  */
 void http_api_set_publish(struct http_api *api, struct publish *pub);
+/*
+ * The monitor's series registry (server/series, borrowed; NULL: none) that
+ * POST /v1/series/rebaseline acts on; without one that route answers 503.
+ * Taken under the same lock as the store: once this returns with NULL, no
+ * request uses the old registry.
+ */
+void http_api_set_series(struct http_api *api, struct series *series);
 bool http_api_ready(const struct http_api *api);
 
 /*

@@ -13,6 +13,7 @@
 #include "monitor/publish.h"
 #include "server/config.h"
 #include "server/prom.h"
+#include "server/series.h"
 #include "server/store.h"
 
 #include <errno.h>
@@ -117,10 +118,21 @@ static void complete(struct worker *w, struct job *j)
 {
     struct store_verdict sv;
     store_verdict_from(&sv, &j->v, j->v.attempts);
-    struct store_completion c = {.job_id = j->job_id, .verdict = &sv};
     int recorded = 0;
     char errbuf[ASSAY_ERRBUF_SIZE] = "";
-    enum assay_err err = store_job_complete(w->o.store, &c, &recorded, errbuf);
+    enum assay_err err;
+    struct series_outcome so = {.in_alarm = -1};
+    if (w->o.series) {
+        struct series_job sj = {.job_id = j->job_id,
+                                .app = j->app,
+                                .rubric = j->rubric,
+                                .model_id = j->model_id,
+                                .verdict = &sv};
+        err = series_job_complete(w->o.series, &sj, &recorded, &so, errbuf);
+    } else {
+        struct store_completion c = {.job_id = j->job_id, .verdict = &sv};
+        err = store_job_complete(w->o.store, &c, &recorded, errbuf);
+    }
     bool scored = j->v.outcome == VERDICT_SCORED;
     int64_t ms = clock_mono_ms(NULL) - j->started_ms;
     if (err != ASSAY_OK) {
@@ -145,7 +157,7 @@ static void complete(struct worker *w, struct job *j)
                                          .model_id = j->model_id,
                                          .score = j->v.score,
                                          .pass = j->v.pass ? 1 : 0,
-                                         .in_alarm = -1};
+                                         .in_alarm = so.in_alarm};
             publish_verdict_add(w->o.publish, &pv);
         }
         if (w->o.publish)

@@ -9,9 +9,10 @@
  * store_job_complete, which counts each verdict once.
  *
  * The judge itself is a seam: worker_options.judge is a function with
- * judge_run's contract, so tests may judge without Bedrock. The monitor's
- * series update (written in the verdict's transaction) is a second seam,
- * left empty until monitor/series is merged.
+ * judge_run's contract, so tests may judge without Bedrock. With a series
+ * registry (server/series), each verdict is written through
+ * series_job_complete, which counts a scored one into its series in the
+ * verdict's transaction; without one, store_job_complete alone.
  *
  * Shutdown (worker_stop): no new claims; jobs in flight get until the
  * deadline to finish; those still running are released back to `queued`
@@ -34,6 +35,7 @@ struct config;
 struct prom;
 struct publish;
 struct rubric_registry;
+struct series;
 struct store;
 
 /* judge_run's contract (judges/judge.h); ctx is worker_options.judge_ctx. */
@@ -50,6 +52,7 @@ struct worker_options {
     void *judge_ctx;
     struct prom *prom;       /* may be NULL */
     struct publish *publish; /* CloudWatch metrics (QualityScore, ...); may be NULL */
+    struct series *series;   /* the monitor's series registry; may be NULL */
     size_t max_concurrency;  /* 0: cfg->judge.max_concurrency */
     int64_t idle_poll_ms;    /* how often an idle worker looks for jobs; 0: 100 */
 };

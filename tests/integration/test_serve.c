@@ -7,6 +7,7 @@
  */
 #include "common/buf.h"
 #include "tests/integration/emulator_proc.h"
+#include "tests/support/fake_server.h"
 #include "tests/unit/test.h"
 
 #include <curl/curl.h>
@@ -390,8 +391,22 @@ TEST_CASE(routes_and_statuses)
     CHECK_INT_EQ(r.status, 200);
     reply_clear(&r);
     http(&s, "POST", "/v1/series/rebaseline", "application/json", "{}", adm, &r);
-    CHECK_INT_EQ(r.status, 501);
-    CHECK_STR_EQ(err_str(&r, "code"), "not_implemented");
+    CHECK_INT_EQ(r.status, 200);
+    CHECK_INT_EQ(json_array_size(json_object_get(r.json, "series")), 0);
+    reply_clear(&r);
+    /* a key acts only for its apps; no key at all is 401 */
+    http(&s, "POST", "/v1/series/rebaseline", "application/json", "{\"app\":\"quiet\"}", sup, &r);
+    CHECK_INT_EQ(r.status, 403);
+    reply_clear(&r);
+    http(&s, "POST", "/v1/series/rebaseline", "application/json", "{\"app\":\"support\"}", sup, &r);
+    CHECK_INT_EQ(r.status, 200);
+    reply_clear(&r);
+    http(&s, "POST", "/v1/series/rebaseline", "application/json", "{}", NULL, &r);
+    CHECK_INT_EQ(r.status, 401);
+    reply_clear(&r);
+    http(&s, "POST", "/v1/series/rebaseline", "application/json", "{\"colour\":\"red\"}", adm, &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_STR_EQ(err_str(&r, "field"), "colour");
     reply_clear(&r);
     /* No golden entries in this config: nothing to start. */
     http(&s, "POST", "/v1/golden-runs", "application/json", "{}", adm, &r);
@@ -934,6 +949,13 @@ TEST_CASE(kill9_while_posting_and_judging)
             reply_clear(&r);
         }
     CHECK_INT_EQ(bad, 0);
+    /* the series counted each verdict exactly once, across the kill */
+    struct reply r;
+    http(&s, "GET", "/v1/series?app=support", NULL, NULL, NULL, &r);
+    json_t *series = json_array_get(json_object_get(r.json, "series"), 0);
+    CHECK_INT_EQ(json_array_size(json_object_get(r.json, "series")), 1);
+    CHECK_INT_EQ(json_integer_value(json_object_get(series, "count")), CRASH_BATCHES * CRASH_BATCH);
+    reply_clear(&r);
     stop_clean(&s);
     CHECK_INT_EQ(emulator_proc_stop(&e), 0);
     /* calls cut by the kill are made again: at least one per job, never fewer */
@@ -1033,4 +1055,270 @@ TEST_CASE(golden_runs_scheduled_and_posted)
     CHECK_INT_EQ(emulator_proc_stop(&e), 0);
     /* One scheduled run of "support" (every 1h): 48 target calls, no more. */
     CHECK_INT_EQ(emulator_proc_log_count(&e, "\"model\":\"target-model\""), 48);
+}
+
+/* ------------------------------------------- the monitor: series and alarms */
+
+/* The webhook receiver: counts the notifications by type. */
+struct hooks {
+    atomic_int raised, cleared, other;
+};
+
+static void on_hook(void *ctx, const struct fake_request *req, struct fake_response *resp)
+{
+    struct hooks *h = ctx;
+    json_t *j = json_loadb(req->body, req->body_len, 0, NULL);
+    const char *type = json_string_value(json_object_get(j, "type"));
+    if (type && strcmp(type, "alarm.raised") == 0)
+        atomic_fetch_add(&h->raised, 1);
+    else if (type && strcmp(type, "alarm.cleared") == 0)
+        atomic_fetch_add(&h->cleared, 1);
+    else
+        atomic_fetch_add(&h->other, 1);
+    json_decref(j);
+    fake_response_text(resp, 204, "");
+}
+
+/* POSTs datasets/demo-traffic.jsonl as NDJSON, 40 lines a request; returns samples accepted. */
+static long post_demo_traffic(const struct serve *s)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/datasets/demo-traffic.jsonl", test_source_dir());
+    FILE *f = fopen(path, "r");
+    REQUIRE(f != NULL);
+    char line[8192];
+    struct buf b = BUF_INIT;
+    long accepted = 0;
+    int n = 0;
+    for (bool more = true; more;) {
+        more = fgets(line, sizeof line, f) != NULL;
+        if (more) {
+            buf_append_str(&b, line);
+            n++;
+        }
+        if ((n == 40 || !more) && n > 0) {
+            struct reply r;
+            http(s, "POST", "/v1/samples", "application/x-ndjson", b.data, NULL, &r);
+            CHECK_INT_EQ(r.status, 202);
+            accepted += num(&r, "accepted");
+            reply_clear(&r);
+            buf_reset(&b);
+            n = 0;
+        }
+    }
+    buf_clear(&b);
+    fclose(f);
+    return accepted;
+}
+
+/* The one series of the demo app, from GET /v1/series (a new reference, or NULL). */
+static json_t *demo_series(const struct serve *s)
+{
+    struct reply r;
+    http(s, "GET", "/v1/series?app=support-bot", NULL, NULL, NULL, &r);
+    json_t *x = json_incref(json_array_get(json_object_get(r.json, "series"), 0));
+    reply_clear(&r);
+    return x;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static long long jint(const json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+/*
+ * The demo traffic (a bad deploy at samples 151-250) judged by the emulator's
+ * deterministic judge: the alarm is raised during the bad deploy, shown by
+ * /v1/series and /v1/alarms and sent to the webhook; a restart keeps the
+ * series (count goes on, no new warm-up); a rebaseline starts a new warm-up.
+ */
+TEST_CASE(series_alarm_restart_rebaseline)
+{
+    struct hooks hooks = {0};
+    struct fake_server *fs = fake_server_start(on_hook, &hooks);
+    REQUIRE(fs != NULL);
+    struct emulator_proc e;
+    start_emulator(&e, NULL);
+    struct serve s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.dir, sizeof s.dir, "%s", test_tmpdir());
+    char extra[2048];
+    snprintf(extra, sizeof extra,
+             "\"aws\":{\"region\":\"us-east-1\",\"endpoints\":{\"bedrock_runtime\":\"%s\","
+             "\"sns\":\"%s\"}},"
+             "\"judge\":{\"model_id\":\"%s\",\"max_concurrency\":8},"
+             "\"apps\":{\"support-bot\":{\"sample_rate\":1.0,\"rubrics\":[\"helpfulness\"]}},"
+             "\"metrics\":{\"sink\":\"emf\",\"period_s\":1,\"emf_path\":\"%s/emf.log\"},"
+             "\"monitor\":{\"detector\":{\"warmup_samples\":100},"
+             "\"notify\":{\"webhooks\":[{\"url\":\"%s/hook\"}],\"base_ms\":50,"
+             "\"sns_topic_arn\":\"arn:aws:sns:us-east-1:123456789012:assay-alarms\"}}",
+             e.url, e.url, MODEL, s.dir, fake_server_url(fs));
+    write_config(&s, extra);
+    s.with_creds = true;
+    REQUIRE_INT_EQ(serve_start_raw(&s), 0);
+    wait_ready(&s);
+
+    CHECK_INT_EQ(post_demo_traffic(&s), 360);
+    REQUIRE(wait_drained(&s, 60000));
+    json_t *x = demo_series(&s);
+    REQUIRE(x != NULL);
+    CHECK_INT_EQ(jint(x, "count"), 360);
+    CHECK_STR_EQ(jstr(x, "model_id"), "anthropic.claude-3-haiku-20240307-v1:0");
+    CHECK_STR_EQ(jstr(x, "judge_model"), MODEL);
+    CHECK(jstr(x, "rubric_version") && strlen(jstr(x, "rubric_version")) == 64);
+    CHECK(strcmp(jstr(x, "state"), "warming_up") != 0);
+    CHECK(json_is_number(json_object_get(x, "baseline_mean")));
+    json_decref(x);
+
+    /* the alarm history: a raise during the bad deploy (samples 151-250 are indexes 150-249) */
+    struct reply r;
+    http(&s, "GET", "/v1/alarms", NULL, NULL, NULL, &r);
+    json_t *alarms = json_object_get(r.json, "alarms");
+    REQUIRE(json_array_size(alarms) >= 1);
+    json_t *first = json_array_get(alarms, json_array_size(alarms) - 1); /* newest first */
+    CHECK_STR_EQ(jstr(first, "event"), "raised");
+    CHECK_STR_EQ(jstr(first, "app"), "support-bot");
+    const json_t *d = json_object_get(first, "detail");
+    long long idx = jint(d, "index");
+    fprintf(stderr, "series: first raise at verdict %lld, %zu history events\n", idx,
+            json_array_size(alarms));
+    CHECK(idx >= 150 && idx < 250);
+    CHECK(json_number_value(json_object_get(d, "current_mean")) <
+          json_number_value(json_object_get(d, "baseline_mean")));
+    double p = json_number_value(json_object_get(d, "p_value"));
+    CHECK(p > 0 && p <= 0.01);
+    CHECK(json_is_number(json_object_get(d, "effect_size")));
+    CHECK(json_is_integer(json_object_get(d, "change_point")));
+    reply_clear(&r);
+
+    /* the webhook got the raise (delivered asynchronously, bounded wait) */
+    for (int i = 0; i < 100 && atomic_load(&hooks.raised) == 0; i++)
+        sleep_ms(50);
+    CHECK(atomic_load(&hooks.raised) >= 1);
+    CHECK_INT_EQ(atomic_load(&hooks.other), 0);
+
+    /* QualityRegression 1 reached the metrics */
+    stop_clean(&s);
+    char emf[1200], line[8192];
+    snprintf(emf, sizeof emf, "%s/emf.log", s.dir);
+    FILE *f = fopen(emf, "r");
+    REQUIRE(f != NULL);
+    int regress = 0;
+    while (fgets(line, sizeof line, f))
+        regress +=
+            strstr(line, "QualityRegression") && strstr(line, "\"App\":\"support-bot\"") &&
+            (strstr(line, "\"QualityRegression\":1") || strstr(line, "\"QualityRegression\":[1"));
+    fclose(f);
+    CHECK(regress >= 1);
+
+    /* a restart: the series goes on from the store, no new warm-up */
+    REQUIRE_INT_EQ(serve_start_raw(&s), 0);
+    wait_ready(&s);
+    x = demo_series(&s);
+    REQUIRE(x != NULL);
+    CHECK_INT_EQ(jint(x, "count"), 360);
+    const char *state_before = jstr(x, "state");
+    CHECK(state_before && strcmp(state_before, "warming_up") != 0);
+    json_decref(x);
+    http(&s, "POST", "/v1/samples", "application/json",
+         "{\"app\":\"support-bot\",\"id\":\"after-restart\",\"input\":\"How big can "
+         "attachments be?\",\"output\":\"Up to 10 MB.\",\"model_id\":"
+         "\"anthropic.claude-3-haiku-20240307-v1:0\"}",
+         NULL, &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    REQUIRE(wait_drained(&s, 20000));
+    x = demo_series(&s);
+    REQUIRE(x != NULL);
+    CHECK_INT_EQ(jint(x, "count"), 361);
+    CHECK(strcmp(jstr(x, "state"), "warming_up") != 0);
+    json_decref(x);
+    CHECK(log_count(&s, "\"event\":\"series.restored\"") == 1);
+
+    /* rebaseline: bad fields refused, then the series learns a new baseline */
+    http(&s, "POST", "/v1/series/rebaseline", "application/json", "{\"app\":1}", NULL, &r);
+    CHECK_INT_EQ(r.status, 400);
+    reply_clear(&r);
+    http(&s, "POST", "/v1/series/rebaseline", "application/json",
+         "{\"app\":\"support-bot\",\"rubric\":\"helpfulness\"}", NULL, &r);
+    CHECK_INT_EQ(r.status, 200);
+    json_t *aff = json_object_get(r.json, "series");
+    CHECK_INT_EQ(json_array_size(aff), 1);
+    CHECK_STR_EQ(jstr(json_array_get(aff, 0), "state"), "warming_up");
+    reply_clear(&r);
+    x = demo_series(&s);
+    REQUIRE(x != NULL);
+    CHECK_STR_EQ(jstr(x, "state"), "warming_up");
+    CHECK_INT_EQ(jint(x, "count"), 361);
+    CHECK_INT_EQ(jint(x, "since"), 361);
+    json_decref(x);
+    http(&s, "GET", "/v1/alarms?limit=1", NULL, NULL, NULL, &r);
+    CHECK_STR_EQ(jstr(json_array_get(json_object_get(r.json, "alarms"), 0), "event"), "rebaseline");
+    reply_clear(&r);
+    stop_clean(&s);
+
+    /* another judge model: the series starts a new baseline, it does not alarm */
+    const char *judge2 = "anthropic.claude-3-5-sonnet-20241022-v2:0";
+    char *at = strstr(extra, MODEL);
+    REQUIRE(at != NULL);
+    char extra2[2048];
+    snprintf(extra2, sizeof extra2, "%.*s%s%s", (int)(at - extra), extra, judge2,
+             at + strlen(MODEL));
+    write_config(&s, extra2);
+    REQUIRE_INT_EQ(serve_start_raw(&s), 0);
+    wait_ready(&s);
+    http(&s, "POST", "/v1/samples", "application/json",
+         "{\"app\":\"support-bot\",\"id\":\"new-judge\",\"input\":\"How big can "
+         "attachments be?\",\"output\":\"Up to 10 MB.\",\"model_id\":"
+         "\"anthropic.claude-3-haiku-20240307-v1:0\"}",
+         NULL, &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    REQUIRE(wait_drained(&s, 20000));
+    x = demo_series(&s);
+    REQUIRE(x != NULL);
+    CHECK_STR_EQ(jstr(x, "judge_model"), judge2);
+    CHECK_STR_EQ(jstr(x, "state"), "warming_up");
+    CHECK_INT_EQ(jint(x, "count"), 362);
+    CHECK_INT_EQ(jint(x, "since"), 361);
+    json_decref(x);
+    http(&s, "GET", "/v1/alarms?limit=1", NULL, NULL, NULL, &r);
+    json_t *ev = json_array_get(json_object_get(r.json, "alarms"), 0);
+    CHECK_STR_EQ(jstr(ev, "event"), "rebaseline");
+    CHECK_STR_EQ(jstr(json_object_get(ev, "detail"), "reason"), "judge_model");
+    CHECK_STR_EQ(jstr(json_object_get(ev, "detail"), "previous_judge_model"), MODEL);
+    reply_clear(&r);
+    CHECK(log_count(&s, "\"reason\":\"judge_changed\"") == 1);
+    stop_clean(&s);
+    CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+    /* every raise and clear went to SNS too (the emulator's Publish), accepted */
+    int published = emulator_proc_log_count(&e, "\"operation\":\"Publish\"");
+    CHECK(published >= 1);
+    CHECK_INT_EQ(published, atomic_load(&hooks.raised) + atomic_load(&hooks.cleared));
+    CHECK_INT_EQ(emulator_proc_log_count(&e, "\"subject\":\"assay ALARM"),
+                 atomic_load(&hooks.raised));
+    fake_server_stop(fs);
+}
+
+/* A monitor section that is not valid stops the start with a message naming the key. */
+TEST_CASE(series_bad_monitor_config)
+{
+    const char *bad[] = {"\"monitor\":{\"detector\":{\"warmup_samples\":2}}",
+                         "\"monitor\":{\"detectr\":{}}",
+                         "\"monitor\":{\"notify\":{\"webhooks\":[{\"url\":\"ftp://x\"}]}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct serve s;
+        memset(&s, 0, sizeof s);
+        snprintf(s.dir, sizeof s.dir, "%s", test_tmpdir());
+        write_config(&s, bad[i]);
+        snprintf(s.log, sizeof s.log, "%s/assay.log", s.dir);
+        unlink(s.log); /* the same dir each time: count this start's lines only */
+        CHECK_INT_EQ(serve_start_raw(&s), 1);
+        CHECK(log_count(&s, "assay serve: monitor") == 1);
+    }
 }

@@ -553,9 +553,18 @@ TEST_CASE(routes_404_405_501)
     http(&e, "DELETE", "/v1/series", NULL, NULL, NULL, &r);
     CHECK_INT_EQ(r.status, 405);
     reply_clear(&r);
+    /* no series registry in this server: the monitor is not running */
     http(&e, "POST", "/v1/series/rebaseline", "application/json", "{}", NULL, &r);
-    CHECK_INT_EQ(r.status, 501);
-    CHECK_STR_EQ(err_code(&r), "not_implemented");
+    CHECK_INT_EQ(r.status, 503);
+    CHECK_STR_EQ(err_code(&r), "not_ready");
+    reply_clear(&r);
+    http(&e, "POST", "/v1/series/rebaseline", "application/json", "{\"app\":7}", NULL, &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_STR_EQ(err_code(&r), "invalid_argument");
+    reply_clear(&r);
+    http(&e, "POST", "/v1/series/rebaseline", "application/json", "[1", NULL, &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_STR_EQ(err_code(&r), "parse_error");
     reply_clear(&r);
     http(&e, "POST", "/v1/golden-runs", "application/json", "{}", NULL, &r);
     CHECK_INT_EQ(r.status, 501);
