@@ -21,6 +21,7 @@
 #include "server/http_api.h"
 #include "server/judging.h"
 #include "server/prom.h"
+#include "server/alarming.h"
 #include "server/publishing.h"
 #include "server/sampler.h"
 #include "server/store.h"
@@ -144,6 +145,7 @@ int cmd_serve(int argc, char **argv)
     struct judging *judging = NULL;
     struct worker *worker = NULL;
     struct publishing *publishing = NULL;
+    struct alarming *alarming = NULL;
     char *rubrics_dir = NULL;
     char errbuf[ASSAY_ERRBUF_SIZE] = "";
     char *db_path = NULL;
@@ -236,6 +238,13 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     http_api_set_publish(api, publishing_get(publishing));
+    judging_set_publish(judging, publishing_get(publishing));
+    /* Alarms as configuration: reconciled on a thread, retried while CloudWatch is away. */
+    if (publishing_cloudwatch(publishing) && alarming_start(cfg, publishing_cloudwatch(publishing),
+                                                            NULL, &alarming, errbuf) != ASSAY_OK) {
+        fprintf(stderr, "assay serve: alarms: %s\n", errbuf);
+        goto out;
+    }
     if (judging) {
         struct worker_options wo = {.store = store,
                                     .cfg = cfg,
@@ -266,6 +275,8 @@ int cmd_serve(int argc, char **argv)
     int64_t rest = deadline - clock_mono_ms(NULL);
     worker_stop(worker, rest > 0 ? rest : 0);
     /* Metrics: every open period flushed, the outbox delivered while time remains. */
+    alarming_free(alarming);
+    alarming = NULL;
     publishing_stop(publishing, deadline);
     judging_close(judging); /* fires the callbacks of calls cut short */
     judging = NULL;
@@ -286,6 +297,7 @@ int cmd_serve(int argc, char **argv)
     status = 0;
 out:
     worker_stop(worker, 0);
+    alarming_free(alarming);
     publishing_stop(publishing, 0);
     judging_close(judging);
     worker_free(worker);
