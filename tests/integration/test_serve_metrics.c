@@ -744,7 +744,9 @@ TEST_CASE(outage_restart_once)
     cwc_init(&c, &e);
     int64_t from = pa - 60000, to = pb + 60000;
     static struct point pts[256];
-    int64_t deadline = outage_end + 60000;
+    /* the publisher backs off up to 5 min with full jitter; after ~15 s of failures its
+     * next attempt is at most ~32 s away (typically 10-20 s) */
+    int64_t deadline = outage_end + 120000;
     bool arrived = false;
     while (!arrived && now_ms() < deadline) {
         sleep_ms(1000);
