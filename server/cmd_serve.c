@@ -5,7 +5,8 @@
  * (server/worker over server/judging) and, on SIGTERM or SIGINT, stops
  * accepting, answers the inserts in flight, lets judge calls finish or puts
  * them back in the queue within server.shutdown_timeout_s, closes the store
- * and exits 0.
+ * and exits 0. Metrics go out through server/publishing; with the cloudwatch
+ * sink the config's alarms are reconciled at start (server/alarming).
  *
  * Signals are blocked in every thread and taken by sigwait() in the main
  * thread, so no handler runs in async-signal context.
@@ -15,13 +16,13 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "judges/rubric.h"
+#include "server/alarming.h"
 #include "server/config.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "server/http_api.h"
 #include "server/judging.h"
 #include "server/prom.h"
-#include "server/alarming.h"
 #include "server/publishing.h"
 #include "server/sampler.h"
 #include "server/store.h"
