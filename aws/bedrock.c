@@ -439,24 +439,44 @@ static void on_answer(void *ctx, enum assay_err err, struct http_request *req,
     if (cls == RETRY_THROTTLED)
         x->res.throttles++;
 
+    enum bedrock_attempt_outcome outcome = BEDROCK_ATTEMPT_OTHER;
+    if (ok)
+        outcome = BEDROCK_ATTEMPT_OK;
+    else if (cls == RETRY_THROTTLED)
+        outcome = BEDROCK_ATTEMPT_THROTTLED;
+    else if (err == ASSAY_ERR_TIMEOUT || err == ASSAY_ERR_TRANSPORT || resp->status >= 500)
+        outcome = BEDROCK_ATTEMPT_SERVER_ERROR;
+    else if (err == ASSAY_OK && resp->status >= 400)
+        outcome = BEDROCK_ATTEMPT_CLIENT_ERROR;
+    int64_t elapsed = resp->elapsed_ms > 0 ? resp->elapsed_ms : 0;
+    if (x->res.n_attempt_log < BEDROCK_ATTEMPT_LOG_MAX)
+        x->res.attempt_log[x->res.n_attempt_log++] = (struct bedrock_attempt){outcome, elapsed};
+
     pthread_mutex_lock(&c->mu);
     struct bedrock_stats *both[2] = {&c->stats, &x->budget->stats};
     for (int i = 0; i < 2; i++) {
         struct bedrock_stats *st = both[i];
         if (err == ASSAY_OK)
-            st->latency_ms_sum += (uint64_t)(resp->elapsed_ms > 0 ? resp->elapsed_ms : 0);
-        if (ok) {
+            st->latency_ms_sum += (uint64_t)elapsed;
+        switch (outcome) {
+        case BEDROCK_ATTEMPT_OK:
             st->successes++;
             st->input_tokens += (uint64_t)x->res.input_tokens;
             st->output_tokens += (uint64_t)x->res.output_tokens;
             st->cache_read_input_tokens += (uint64_t)x->res.cache_read_input_tokens;
             st->cache_write_input_tokens += (uint64_t)x->res.cache_write_input_tokens;
-        } else if (cls == RETRY_THROTTLED) {
+            break;
+        case BEDROCK_ATTEMPT_THROTTLED:
             st->throttles++;
-        } else if (err == ASSAY_ERR_TIMEOUT || err == ASSAY_ERR_TRANSPORT || resp->status >= 500) {
+            break;
+        case BEDROCK_ATTEMPT_SERVER_ERROR:
             st->server_errors++;
-        } else if (err == ASSAY_OK && resp->status >= 400) {
+            break;
+        case BEDROCK_ATTEMPT_CLIENT_ERROR:
             st->client_errors++;
+            break;
+        case BEDROCK_ATTEMPT_OTHER:
+            break;
         }
     }
     pthread_mutex_unlock(&c->mu);

@@ -63,6 +63,24 @@ struct bedrock_options {
     uint64_t seed;                    /* jitter generator seed; 0: drawn from the CSPRNG */
 };
 
+/* What one HTTP attempt of a call came to, classified as bedrock_stats
+ * counts it (and as the JudgeInvocation* metrics report it). */
+enum bedrock_attempt_outcome {
+    BEDROCK_ATTEMPT_OK,           /* 2xx */
+    BEDROCK_ATTEMPT_THROTTLED,    /* refused for throttling */
+    BEDROCK_ATTEMPT_CLIENT_ERROR, /* another 4xx */
+    BEDROCK_ATTEMPT_SERVER_ERROR, /* 5xx, a timeout or a transport error */
+    BEDROCK_ATTEMPT_OTHER         /* no answer for another reason (cancelled, signing) */
+};
+
+struct bedrock_attempt {
+    enum bedrock_attempt_outcome outcome;
+    int64_t latency_ms; /* the attempt's own time on the wire, waits excluded */
+};
+
+/* judge.max_attempts' upper bound: every attempt of a call fits the log. */
+#define BEDROCK_ATTEMPT_LOG_MAX 20
+
 /* The outcome of one call, borrowed by the completion callback. */
 struct bedrock_result {
     int status;                                    /* HTTP status of the last attempt, 0 if none */
@@ -75,6 +93,10 @@ struct bedrock_result {
     int64_t latency_ms;                            /* submit to completion, waits included */
     int64_t input_tokens, output_tokens;           /* usage of the successful answer */
     int64_t cache_read_input_tokens, cache_write_input_tokens;
+    /* Each answered attempt in order (the first BEDROCK_ATTEMPT_LOG_MAX), so
+     * that a caller can report every invocation once (server/judging). */
+    struct bedrock_attempt attempt_log[BEDROCK_ATTEMPT_LOG_MAX];
+    int n_attempt_log;
 };
 
 /*

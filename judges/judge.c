@@ -229,6 +229,8 @@ enum assay_err judge_sample_from_json(const json_t *obj, struct judge_sample *ou
         err = read_string(obj, "app", &out->app, errbuf);
     if (!err)
         err = read_string(obj, "model_id", &out->model_id, errbuf);
+    if (!err && json_is_object(v = json_object_get(obj, "tags")))
+        out->tags = json_incref((json_t *)v);
     if (err)
         judge_sample_clear(out);
     return err;
@@ -244,10 +246,16 @@ void judge_sample_clear(struct judge_sample *s)
     free(s->reference);
     free(s->app);
     free(s->model_id);
+    json_decref(s->tags);
     memset(s, 0, sizeof *s);
 }
 
 struct rubric_sample judge_sample_view(const struct judge_sample *s)
 {
-    return (struct rubric_sample){s->input, s->output, s->context, s->reference};
+    return (struct rubric_sample){.input = s->input,
+                                  .output = s->output,
+                                  .context = s->context,
+                                  .reference = s->reference,
+                                  .app = s->app,
+                                  .tags = s->tags};
 }

@@ -59,6 +59,7 @@ struct judge_sample {
     char *input, *output, *context, *reference;
     char *app;      /* "app", or NULL */
     char *model_id; /* the production model ("model_id"), or NULL */
+    json_t *tags;   /* "tags" when it is an object (a reference held), or NULL */
 };
 
 /*

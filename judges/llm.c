@@ -34,6 +34,8 @@ struct llm_judge {
     int budget_factor;
     int (*random_bytes)(void *ctx, unsigned char *out, size_t n);
     void *random_ctx;
+    llm_call_fn on_call;
+    void *on_call_ctx;
     pthread_mutex_t mu; /* guards text_models */
     struct text_model *text_models;
 };
@@ -86,6 +88,8 @@ struct llm_judge *llm_judge_new(const struct llm_judge_options *opt, char *errbu
     j->budget_factor = opt->budget_factor > 1 ? opt->budget_factor : LLM_BUDGET_FACTOR_DEFAULT;
     j->random_bytes = opt->random_bytes;
     j->random_ctx = opt->random_ctx;
+    j->on_call = opt->on_call;
+    j->on_call_ctx = opt->on_call_ctx;
     pthread_mutex_init(&j->mu, NULL);
     return j;
 }
@@ -295,6 +299,8 @@ static void on_answer(void *ctx, enum assay_err err, const struct bedrock_result
     struct chain *c = ctx;
     struct job *job = c->job;
     c->attempts += res->attempts;
+    if (job->j->on_call)
+        job->j->on_call(job->j->on_call_ctx, job->ctx, job->model_id, err, res);
     if (err != ASSAY_OK) {
         if (err == ASSAY_ERR_HTTP_STATUS && !c->text_mode && !c->fell_back &&
             refuses_forced_tools(res)) {
@@ -436,7 +442,10 @@ enum assay_err llm_judge_run(struct llm_judge *j, const struct rubric *r,
     }
     if (job->early_reason)
         snprintf(job->early_detail, sizeof job->early_detail, "%s", detail);
-    job->s = (struct rubric_sample){job->text[0], job->text[1], job->text[2], job->text[3]};
+    job->s = (struct rubric_sample){.input = job->text[0],
+                                    .output = job->text[1],
+                                    .context = job->text[2],
+                                    .reference = job->text[3]};
 
     err = http_transport_call_later(bedrock_client_transport(j->bedrock), 0, on_start, job);
     if (err != ASSAY_OK) {

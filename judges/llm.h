@@ -39,8 +39,13 @@
 #include "judges/verdict.h"
 
 struct bedrock_client;
+struct bedrock_result;
 
 #define LLM_BUDGET_FACTOR_DEFAULT 4 /* maxTokens multiplier after a max_tokens stop */
+
+/* See llm_judge_options.on_call. */
+typedef void (*llm_call_fn)(void *on_call_ctx, void *job_ctx, const char *model_id,
+                            enum assay_err err, const struct bedrock_result *res);
 
 struct llm_judge_options {
     struct bedrock_client *bedrock; /* borrowed; required */
@@ -51,6 +56,14 @@ struct llm_judge_options {
      * tests; NULL: the CSPRNG. */
     int (*random_bytes)(void *ctx, unsigned char *out, size_t n);
     void *random_ctx;
+    /* Optional observer of the Bedrock calls, for cost and error metrics:
+     * called once per finished Converse call (every chain, re-ask and
+     * text-mode fallback included), on the transport thread, before the job
+     * goes on, with the ctx given to llm_judge_run, the model id and the
+     * call's result (borrowed; res->attempt_log has each HTTP attempt). Must
+     * not block and must not call the judge. */
+    llm_call_fn on_call;
+    void *on_call_ctx;
 };
 
 struct llm_judge;

@@ -46,6 +46,10 @@ struct rubric_sample {
     const char *output;    /* the application's answer, the thing graded */
     const char *context;   /* retrieved passages the answer should rest on */
     const char *reference; /* a known-good answer */
+    /* Who the sample is from, for the callers' metrics (cost attribution);
+     * the judges do not grade them. NULL when unknown. */
+    const char *app;
+    const json_t *tags; /* the sample's "tags" object (string values) */
 };
 
 struct rubric_scale {

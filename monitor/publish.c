@@ -998,8 +998,8 @@ static size_t emf_write_group(struct publish *p, struct agg **aggs, size_t n)
         buf_append_str(&b, "]],\"Metrics\":[");
         for (size_t j = 0; j < k; j++) {
             const struct agg *a = aggs[in_line[j]];
-            buf_appendf(&b, "%s{\"Name\":\"%s\",\"Unit\":\"%s\"}", j ? "," : "", a->m->name,
-                        a->m->unit);
+            buf_appendf(&b, "%s{\"Name\":\"%s\",\"Unit\":\"%s\"%s}", j ? "," : "", a->m->name,
+                        a->m->unit, p->period_s < 60 ? ",\"StorageResolution\":1" : "");
         }
         buf_append_str(&b, "]}]}");
         for (size_t d = 0; d < a0->n_dims; d++) {
@@ -1104,6 +1104,10 @@ enum assay_err publish_tick(struct publish *p, int64_t now, int flush_all)
         char detail[ASSAY_ERRBUF_SIZE];
         struct cloudwatch_datum d;
         datum_of(c.aggs[i], c.dims + i * MAX_DIMS, &d);
+        /* A period under a minute is only kept apart at high resolution;
+         * at the standard 60 s CloudWatch would merge a minute's periods. */
+        if (p->period_s < 60)
+            d.storage_resolution = 1;
         size_t n_values = d.n_values;
         if (d.kind == CLOUDWATCH_DATUM_VALUES && n_values > CLOUDWATCH_MAX_VALUES_PER_DATUM)
             d.n_values = CLOUDWATCH_MAX_VALUES_PER_DATUM;

@@ -15,6 +15,12 @@
 
 enum assay_err awsenv_open(const struct config *cfg, struct awsenv *a, char *errbuf)
 {
+    return awsenv_open_observed(cfg, NULL, NULL, a, errbuf);
+}
+
+enum assay_err awsenv_open_observed(const struct config *cfg, llm_call_fn on_call,
+                                    void *on_call_ctx, struct awsenv *a, char *errbuf)
+{
     struct http_transport_options to = {.timeout_ms = cfg->judge.timeout_ms,
                                         .ca_file = getenv("AWS_CA_BUNDLE")};
     a->t = http_transport_new(&to, errbuf);
@@ -46,7 +52,10 @@ enum assay_err awsenv_open(const struct config *cfg, struct awsenv *a, char *err
     a->bedrock = bedrock_client_new(&bo, errbuf);
     if (!a->bedrock)
         return ASSAY_ERR_CONFIG;
-    struct llm_judge_options lo = {.bedrock = a->bedrock, .model_id = cfg->judge.model_id};
+    struct llm_judge_options lo = {.bedrock = a->bedrock,
+                                   .model_id = cfg->judge.model_id,
+                                   .on_call = on_call,
+                                   .on_call_ctx = on_call_ctx};
     a->llm = llm_judge_new(&lo, errbuf);
     return a->llm ? ASSAY_OK : ASSAY_ERR_INTERNAL;
 }

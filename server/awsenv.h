@@ -14,6 +14,7 @@
 #define ASSAY_SERVER_AWSENV_H
 
 #include "common/err.h"
+#include "judges/llm.h"
 
 struct config;
 struct http_transport;
@@ -35,6 +36,12 @@ struct awsenv {
  * credentials are found, ASSAY_ERR_CONFIG / ASSAY_ERR_INTERNAL otherwise.
  */
 enum assay_err awsenv_open(const struct config *cfg, struct awsenv *a, char *errbuf);
+/*
+ * The same, with an observer of every finished judge call (judges/llm's
+ * on_call; the service publishes the JudgeInvocation* metrics from it).
+ */
+enum assay_err awsenv_open_observed(const struct config *cfg, llm_call_fn on_call,
+                                    void *on_call_ctx, struct awsenv *a, char *errbuf);
 /* Frees everything a holds and zeroes it. No call may be in flight. */
 void awsenv_close(struct awsenv *a);
 

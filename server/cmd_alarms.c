@@ -4,7 +4,7 @@
  * for every configured app x rubric, compares them with what CloudWatch has
  * (DescribeAlarms) and, without --dry-run, creates or updates the ones that
  * are missing or differ. Prints one JSON line per alarm on stdout. The same
- * reconciliation runs at service start.
+ * plan (server/alarming) is reconciled at service start.
  */
 #include "server/commands.h"
 
@@ -15,6 +15,7 @@
 #include "common/err.h"
 #include "common/jsonutil.h"
 #include "monitor/alarms.h"
+#include "server/alarming.h"
 #include "server/config.h"
 
 #include <stdio.h>
@@ -54,23 +55,6 @@ static void print_line(void *ctx, const json_t *line)
     free(s);
 }
 
-/* Every app x rubric of the config's apps (the template "default" names no
- * real app) and of alarms.apps. */
-static void collect_targets(const struct config *c, struct alarms_target **t, size_t *n)
-{
-    for (size_t i = 0; i < c->n_apps; i++) {
-        const struct config_app *a = &c->apps[i];
-        if (strcmp(a->name, CONFIG_DEFAULT_APP) == 0)
-            continue;
-        for (size_t j = 0; j < a->n_rubrics; j++) {
-            *t = xrealloc(*t, (*n + 1) * sizeof **t);
-            (*t)[(*n)++] = (struct alarms_target){a->name, a->rubrics[j], NULL};
-        }
-    }
-    if (c->alarms)
-        alarms_targets_from_config(c->alarms, t, n);
-}
-
 int cmd_alarms(int argc, char **argv)
 {
     const char *config_path = NULL;
@@ -98,8 +82,6 @@ int cmd_alarms(int argc, char **argv)
     int status = 1;
     char errbuf[ASSAY_ERRBUF_SIZE] = "";
     struct config *c = NULL;
-    struct alarms_target *targets = NULL;
-    size_t n_targets = 0;
     struct alarms_plan plan;
     alarms_plan_init(&plan);
     struct http_transport *t = NULL;
@@ -110,9 +92,7 @@ int cmd_alarms(int argc, char **argv)
         fprintf(stderr, "assay alarms: %s\n", errbuf);
         goto out;
     }
-    collect_targets(c, &targets, &n_targets);
-    if (alarms_plan_build(c->alarms, c->metrics.namespace_, c->metrics.period_s, targets, n_targets,
-                          &plan, errbuf) != ASSAY_OK) {
+    if (alarming_plan_build(c, &plan, errbuf) != ASSAY_OK) {
         fprintf(stderr, "assay alarms: %s: %s\n", config_path, errbuf);
         goto out;
     }
@@ -158,7 +138,6 @@ out:
     creds_provider_free(creds);
     http_transport_free(t);
     alarms_plan_clear(&plan);
-    free(targets);
     config_free(c);
     return status;
 }

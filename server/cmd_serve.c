@@ -5,7 +5,8 @@
  * (server/worker over server/judging) and, on SIGTERM or SIGINT, stops
  * accepting, answers the inserts in flight, lets judge calls finish or puts
  * them back in the queue within server.shutdown_timeout_s, closes the store
- * and exits 0.
+ * and exits 0. Metrics go out through server/publishing; with the cloudwatch
+ * sink the config's alarms are reconciled at start (server/alarming).
  *
  * Signals are blocked in every thread and taken by sigwait() in the main
  * thread, so no handler runs in async-signal context.
@@ -15,6 +16,7 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "judges/rubric.h"
+#include "server/alarming.h"
 #include "server/config.h"
 #include "common/buf.h"
 #include "common/clock.h"
@@ -148,6 +150,7 @@ int cmd_serve(int argc, char **argv)
     struct publishing *publishing = NULL;
     struct golden_service *golden = NULL;
     struct monitoring *monitoring = NULL;
+    struct alarming *alarming = NULL;
     char *rubrics_dir = NULL;
     char errbuf[ASSAY_ERRBUF_SIZE] = "";
     char *db_path = NULL;
@@ -247,6 +250,13 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     http_api_set_series(api, monitoring_series(monitoring));
+    judging_set_publish(judging, publishing_get(publishing));
+    /* Alarms as configuration: reconciled on a thread, retried while CloudWatch is away. */
+    if (publishing_cloudwatch(publishing) && alarming_start(cfg, publishing_cloudwatch(publishing),
+                                                            NULL, &alarming, errbuf) != ASSAY_OK) {
+        fprintf(stderr, "assay serve: alarms: %s\n", errbuf);
+        goto out;
+    }
     if (judging) {
         struct worker_options wo = {.store = store,
                                     .cfg = cfg,
@@ -300,6 +310,8 @@ int cmd_serve(int argc, char **argv)
     monitoring_free(monitoring);
     monitoring = NULL;
     /* Metrics: every open period flushed, the outbox delivered while time remains. */
+    alarming_free(alarming);
+    alarming = NULL;
     publishing_stop(publishing, deadline);
     judging_close(judging); /* fires the callbacks of calls cut short */
     judging = NULL;
@@ -326,6 +338,7 @@ out:
     if (api)
         http_api_set_series(api, NULL);
     monitoring_free(monitoring);
+    alarming_free(alarming);
     publishing_stop(publishing, 0);
     judging_close(judging);
     worker_free(worker);

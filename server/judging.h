@@ -21,6 +21,7 @@ struct creds_provider;
 struct http_transport;
 struct bedrock_client;
 struct judging;
+struct publish;
 
 /*
  * Sets up the AWS side from cfg (region, endpoint overrides, judge.*).
@@ -35,12 +36,23 @@ void judging_close(struct judging *j);
  * CloudWatch client of server/publishing. */
 struct http_transport *judging_transport(struct judging *j);
 struct creds_provider *judging_creds(struct judging *j);
-/* The Bedrock client and the judge runner (borrowed), for golden-set runs'
+/* The Bedrock client and a judge runner (borrowed) for golden-set runs
  * target calls and judging (server/golden_service). */
 struct bedrock_client *judging_bedrock(struct judging *j);
 struct judge_runner *judging_runner(struct judging *j);
 
-/* judge_run on this object's runner (ctx is the struct judging). */
+/*
+ * The publisher of the judge cost metrics (borrowed; NULL stops them; any
+ * thread): every HTTP attempt of every Bedrock call the judges make is one
+ * publish_judge_call_add (JudgeInvocations, JudgeInvocationLatency, the three
+ * error metrics per JudgeModelId; the answered attempt's tokens per
+ * JudgeModelId and App and per configured tag). It must outlive judging_close
+ * or be unset first.
+ */
+void judging_set_publish(struct judging *j, struct publish *pub);
+
+/* judge_run on this object's runner (ctx is the struct judging). The
+ * sample's app and tags (s->app, s->tags) are copied for the metrics. */
 enum assay_err judging_judge(void *ctx, const struct rubric *r, const struct rubric_sample *s,
                              const struct redact_set *redact, judge_done_fn done, void *done_ctx,
                              char *errbuf);

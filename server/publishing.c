@@ -133,6 +133,11 @@ struct publish *publishing_get(struct publishing *p)
     return p ? p->pub : NULL;
 }
 
+struct cloudwatch *publishing_cloudwatch(struct publishing *p)
+{
+    return p ? p->cw : NULL;
+}
+
 void publishing_stop(struct publishing *p, int64_t deadline_ms)
 {
     if (p && p->pub)

@@ -20,6 +20,7 @@
 
 #include "common/err.h"
 
+struct cloudwatch;
 struct config;
 struct creds_provider;
 struct http_transport;
@@ -33,6 +34,9 @@ enum assay_err publishing_open(const struct config *cfg, struct store *store,
                                struct publishing **out, char *errbuf);
 /* The publisher events go to (borrowed). */
 struct publish *publishing_get(struct publishing *p);
+/* The CloudWatch client (borrowed) when the sink is cloudwatch with
+ * credentials, else NULL: the service's alarms (server/alarming) use it. */
+struct cloudwatch *publishing_cloudwatch(struct publishing *p);
 /* Flushes every open period and delivers until deadline_ms (monotonic). Idempotent. */
 void publishing_stop(struct publishing *p, int64_t deadline_ms);
 /* Stops (deadline now) and frees; accepts NULL. */

@@ -180,7 +180,7 @@ static void submit(struct stack *s, const struct rubric *r, int i, struct tally 
 {
     struct buf in = BUF_INIT, out = BUF_INIT, ctx = BUF_INIT;
     sample_text(i, &in, &out, &ctx);
-    struct rubric_sample smp = {in.data, out.data, ctx.data, NULL};
+    struct rubric_sample smp = {.input = in.data, .output = out.data, .context = ctx.data};
     if (judge_run(s->runner, r, &smp, NULL, count, t, NULL) != ASSAY_OK)
         atomic_fetch_add(&t->done, 1);
     buf_clear(&in);

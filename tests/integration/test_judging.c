@@ -371,7 +371,7 @@ static void judge_all(struct judging *j, const struct rubric *rb, struct job_out
     for (int i = 0; i < n_samples; i++) {
         struct buf in = BUF_INIT, out = BUF_INIT, ctx = BUF_INIT;
         sample_text(i, &in, &out, &ctx);
-        struct rubric_sample s = {in.data, out.data, ctx.data, NULL};
+        struct rubric_sample s = {.input = in.data, .output = out.data, .context = ctx.data};
         char errbuf[ASSAY_ERRBUF_SIZE] = "";
         enum assay_err err = judge_run(j->runner, rb, &s, NULL, keep, &outs[i], errbuf);
         buf_clear(&in);

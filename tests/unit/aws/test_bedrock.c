@@ -170,6 +170,8 @@ struct outcome {
     char message[512];
     char body[1024];
     int64_t input_tokens, output_tokens, cache_read, cache_write, latency_ms;
+    struct bedrock_attempt log[BEDROCK_ATTEMPT_LOG_MAX];
+    int n_log;
     int on_thread;
     struct http_transport *t;
 };
@@ -190,6 +192,8 @@ static void record(void *ctx, enum assay_err err, const struct bedrock_result *r
     o->cache_read = res->cache_read_input_tokens;
     o->cache_write = res->cache_write_input_tokens;
     o->latency_ms = res->latency_ms;
+    o->n_log = res->n_attempt_log;
+    memcpy(o->log, res->attempt_log, sizeof o->log);
     o->on_thread = http_transport_on_thread(o->t);
     atomic_store(&o->done, 1);
 }
@@ -421,6 +425,38 @@ TEST_CASE(server_errors_bounded)
     CHECK_INT_EQ(st.server_errors, 2);
     CHECK_INT_EQ(st.throttles, 2); /* 429 ModelNotReady: retried with the throttle base */
     CHECK_INT_EQ(st.client_errors, 0);
+    rig_stop(&r);
+}
+
+/* Each attempt in the result's log, classified as the stats count it. */
+TEST_CASE(attempt_log_classifies_each_attempt)
+{
+    struct rig r = {0};
+    r.p.script[0] = (struct answer){429, "ThrottlingException", "{\"message\":\"slow\"}", 0};
+    r.p.script[1] = (struct answer){503, "ServiceUnavailableException", "{\"message\":\"x\"}", 0};
+    r.p.script[2] = (struct answer){200, NULL, NULL, 0};
+    r.p.script[3] = (struct answer){400, "ValidationException", "{\"message\":\"bad\"}", 0};
+    r.p.n_script = 4;
+    struct bedrock_options opt = {0};
+    retry_policy_init(&opt.retry);
+    opt.retry.base_ms = 2;
+    opt.retry.max_backoff_ms = 10;
+    rig_start(&r, &opt);
+    struct outcome o = {0};
+    call(&r, MODEL, &o);
+    wait_done(&o, 1, 5000);
+    CHECK_INT_EQ(o.err, ASSAY_OK);
+    CHECK_INT_EQ(o.n_log, 3);
+    CHECK_INT_EQ(o.log[0].outcome, BEDROCK_ATTEMPT_THROTTLED);
+    CHECK_INT_EQ(o.log[1].outcome, BEDROCK_ATTEMPT_SERVER_ERROR);
+    CHECK_INT_EQ(o.log[2].outcome, BEDROCK_ATTEMPT_OK);
+    for (int i = 0; i < 3; i++)
+        CHECK(o.log[i].latency_ms >= 0 && o.log[i].latency_ms <= o.latency_ms);
+    struct outcome v = {0};
+    call(&r, MODEL, &v);
+    wait_done(&v, 1, 5000);
+    CHECK_INT_EQ(v.n_log, 1);
+    CHECK_INT_EQ(v.log[0].outcome, BEDROCK_ATTEMPT_CLIENT_ERROR);
     rig_stop(&r);
 }
 
