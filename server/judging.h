@@ -36,8 +36,9 @@ void judging_close(struct judging *j);
  * CloudWatch client of server/publishing. */
 struct http_transport *judging_transport(struct judging *j);
 struct creds_provider *judging_creds(struct judging *j);
-/* The Bedrock client and a judge runner (borrowed) for golden-set runs
- * target calls and judging (server/golden_service). */
+/* The Bedrock client and a judge runner (borrowed) for golden-set runs'
+ * target calls and judging (server/golden_service); the runner takes any ctx
+ * (it has no cost observer: that belongs to judging_judge's calls). */
 struct bedrock_client *judging_bedrock(struct judging *j);
 struct judge_runner *judging_runner(struct judging *j);
 
