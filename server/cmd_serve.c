@@ -18,6 +18,7 @@
 #include "judges/rubric.h"
 #include "server/alarming.h"
 #include "server/config.h"
+#include "server/retention.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "server/golden_service.h"
@@ -289,9 +290,27 @@ int cmd_serve(int argc, char **argv)
     LOG_INFO("serve.ready", LOG_I("port", port), LOG_S("data_dir", cfg->data_dir),
              LOG_I("rubrics", rubric_registry_count(rubrics)), LOG_I("apps", cfg->n_apps));
 
+    /* Wait for SIGTERM/SIGINT; meanwhile sweep old judged samples every
+     * retention_interval_s (and once now). */
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0)
-        ;
+    int64_t next_sweep_ms = clock_mono_ms(NULL);
+    for (;;) {
+        if (clock_mono_ms(NULL) >= next_sweep_ms) {
+            char rerr[ASSAY_ERRBUF_SIZE] = "";
+            if (retention_sweep(store, cfg->server.retention_days, clock_now_ms(NULL), 1000, 100,
+                                NULL, rerr) != ASSAY_OK)
+                LOG_WARN("retention.failed", LOG_S("detail", rerr));
+            next_sweep_ms = clock_mono_ms(NULL) + cfg->server.retention_interval_s * 1000;
+        }
+        int64_t wait_ms = next_sweep_ms - clock_mono_ms(NULL);
+        struct timespec ts = {wait_ms > 0 ? wait_ms / 1000 : 0,
+                              wait_ms > 0 ? (long)(wait_ms % 1000) * 1000000L : 0};
+        int got = sigtimedwait(&sigs, NULL, &ts);
+        if (got == SIGTERM || got == SIGINT) {
+            sig = got;
+            break;
+        }
+    }
     int64_t timeout_ms = cfg->server.shutdown_timeout_s * 1000;
     int64_t deadline = clock_mono_ms(NULL) + timeout_ms;
     LOG_INFO("serve.stopping", LOG_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),

@@ -397,9 +397,15 @@ static enum assay_err load_server(const struct loader *l, const json_t *root, st
     enum assay_err err = get_object(l, root, "", "server", &s);
     if (err)
         return err;
-    static const char *const known[] = {
-        "max_body_bytes",     "max_batch",      "max_queue", "retry_after_s",
-        "shutdown_timeout_s", "retention_days", "threads",   NULL};
+    static const char *const known[] = {"max_body_bytes",
+                                        "max_batch",
+                                        "max_queue",
+                                        "retry_after_s",
+                                        "shutdown_timeout_s",
+                                        "retention_days",
+                                        "threads",
+                                        "retention_interval_s",
+                                        NULL};
     if (s)
         warn_unknown(l, s, "server", known);
     int64_t threads;
@@ -413,6 +419,8 @@ static enum assay_err load_server(const struct loader *l, const json_t *root, st
                        &c->server.shutdown_timeout_s)) ||
         (err =
              get_int(l, s, "server", "retention_days", 0, 36500, 30, &c->server.retention_days)) ||
+        (err = get_int(l, s, "server", "retention_interval_s", 1, 86400 * 7, 3600,
+                       &c->server.retention_interval_s)) ||
         (err = get_int(l, s, "server", "threads", 0, 1024, 0, &threads)))
         return err;
     c->server.threads = (int)threads;

@@ -84,13 +84,14 @@ struct config {
     size_t n_keys;
 
     struct {
-        int64_t max_body_bytes;     /* 10 MiB */
-        int64_t max_batch;          /* 1,000 samples a request */
-        int64_t max_queue;          /* queued jobs before 429; 100,000 */
-        int64_t retry_after_s;      /* 5 */
-        int64_t shutdown_timeout_s; /* 30 */
-        int64_t retention_days;     /* judged samples kept; 30 */
-        int threads;                /* HTTP threads; 0 = one per core */
+        int64_t max_body_bytes;       /* 10 MiB */
+        int64_t max_batch;            /* 1,000 samples a request */
+        int64_t max_queue;            /* queued jobs before 429; 100,000 */
+        int64_t retry_after_s;        /* 5 */
+        int64_t shutdown_timeout_s;   /* 30 */
+        int64_t retention_days;       /* judged samples kept; 30 (0: kept for ever) */
+        int64_t retention_interval_s; /* how often the sweep runs; 3,600 */
+        int threads;                  /* HTTP threads; 0 = one per core */
     } server;
 
     json_t *monitor; /* borrowed from root, or NULL */

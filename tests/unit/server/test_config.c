@@ -57,6 +57,8 @@ TEST_CASE(empty_object_gives_defaults)
     CHECK_STR_EQ(c->metrics.namespace_, "Assay");
     CHECK_INT_EQ(c->metrics.period_s, 60);
     CHECK_INT_EQ(c->server.max_batch, 1000);
+    CHECK_INT_EQ(c->server.retention_days, 30);
+    CHECK_INT_EQ(c->server.retention_interval_s, 3600);
     CHECK_INT_EQ(c->n_keys, 0);
     /* no apps key: a default app that judges everything for helpfulness */
     CHECK_INT_EQ(c->apps_given, 0);
@@ -122,6 +124,8 @@ TEST_CASE(errors_name_the_key_path)
     parse_bad("{\"auth\":{\"keys\":[{\"sha256\":\"abc\",\"apps\":[\"a\"]}]}}", ASSAY_ERR_CONFIG,
               "auth.keys[0]");
     parse_bad("{\"log_level\":\"chatty\"}", ASSAY_ERR_CONFIG, "log_level");
+    parse_bad("{\"server\":{\"retention_interval_s\":0}}", ASSAY_ERR_CONFIG,
+              "server.retention_interval_s");
     parse_bad("{\"listen\":", ASSAY_ERR_PARSE, "line 1");
     parse_bad("{\"a\":1,\"a\":2}", ASSAY_ERR_PARSE, "duplicate");
 }
