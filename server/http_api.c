@@ -847,6 +847,17 @@ static void collect(void *ctx, struct buf *out)
         buf_appendf(out, "assay_queue_depth{state=\"queued\"} %lld\n", (long long)queued);
         buf_appendf(out, "assay_queue_depth{state=\"judging\"} %lld\n", (long long)judging);
     }
+    pthread_rwlock_rdlock(&api->store_lock);
+    if (api->series) {
+        int64_t by_state[3];
+        series_count_by_state(api->series, by_state);
+        buf_append_str(out, "# HELP assay_series Quality series (app x rubric x model) by detector "
+                            "state.\n# TYPE assay_series gauge\n");
+        buf_appendf(out, "assay_series{state=\"warming_up\"} %lld\n", (long long)by_state[0]);
+        buf_appendf(out, "assay_series{state=\"ok\"} %lld\n", (long long)by_state[1]);
+        buf_appendf(out, "assay_series{state=\"alarm\"} %lld\n", (long long)by_state[2]);
+    }
+    pthread_rwlock_unlock(&api->store_lock);
 }
 
 static enum MHD_Result metrics(struct request *r)

@@ -55,6 +55,19 @@ static unsigned hash3(const char *a, const char *b, const char *c)
     return h % BUCKETS;
 }
 
+void series_count_by_state(struct series *reg, int64_t counts[3])
+{
+    counts[0] = counts[1] = counts[2] = 0;
+    pthread_mutex_lock(&reg->mu);
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (const struct entry *e = reg->buckets[b]; e; e = e->next) {
+            enum detector_state st = detector_state_get(e->d);
+            if ((unsigned)st < 3)
+                counts[st]++;
+        }
+    pthread_mutex_unlock(&reg->mu);
+}
+
 static void entry_free(struct entry *e)
 {
     if (!e)

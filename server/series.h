@@ -63,6 +63,12 @@ enum assay_err series_new(const struct series_options *o, struct series **out, c
 void series_free(struct series *reg);
 
 /*
+ * How many series the registry holds in each detector state, indexed by enum
+ * detector_state (warming up, ok, alarm), for /metrics. Thread-safe.
+ */
+void series_count_by_state(struct series *reg, int64_t counts[3]);
+
+/*
  * Loads every stored series into the registry (start-up) and tells the
  * publisher each one's QualityRegression state, so that a series in alarm
  * keeps reporting 1 after a restart before its next verdict. ASSAY_OK, or

@@ -1175,8 +1175,15 @@ TEST_CASE(series_alarm_restart_rebaseline)
     CHECK(json_is_number(json_object_get(x, "baseline_mean")));
     json_decref(x);
 
-    /* the alarm history: a raise during the bad deploy (samples 151-250 are indexes 150-249) */
+    /* /metrics counts the one series by its state: not warming up any more */
     struct reply r;
+    http(&s, "GET", "/metrics", NULL, NULL, NULL, &r);
+    CHECK(strstr(buf_cstr(&r.body), "assay_series{state=\"warming_up\"} 0\n") != NULL);
+    CHECK(strstr(buf_cstr(&r.body), "assay_series{state=\"ok\"} 1\n") != NULL ||
+          strstr(buf_cstr(&r.body), "assay_series{state=\"alarm\"} 1\n") != NULL);
+    reply_clear(&r);
+
+    /* the alarm history: a raise during the bad deploy (samples 151-250 are indexes 150-249) */
     http(&s, "GET", "/v1/alarms", NULL, NULL, NULL, &r);
     json_t *alarms = json_object_get(r.json, "alarms");
     REQUIRE(json_array_size(alarms) >= 1);
