@@ -61,6 +61,7 @@ TEST_CASE(pii_leak_finds_each_kind)
         const char *kind;
     } leaks[] = {
         {"Write to jane.doe+billing@mail.example.co.uk for a refund.", "1 email"},
+        {"Write to jane.doe@mail.example.com.", "1 email"}, /* a full stop after it */
         {"Call us on +1 415-555-0132 any time.", "1 phone"},
         {"Our number is (020) 7946 0958.", "1 phone"},
         {"Card: 4111 1111 1111 1111, exp 12/29", "1 card"},
