@@ -1,8 +1,9 @@
 /*
  * judges/judge: one entry point for every rubric kind. judge_run grades a
  * sample against a rubric: rule and reference rubrics locally (judges/rule,
- * judges/reference, on the raw text, so that pii-leak still sees what
- * redaction would hide), LLM rubrics through judges/llm (on the redacted
+ * judges/reference, on the text as given: raw, or, for a sample redacted at
+ * ingest by server/ingest_redact, the redacted text plus the findings "_pii"
+ * that pii-leak counts), LLM rubrics through judges/llm (on the redacted
  * text). Callers (the worker, `assay judge`, golden-set runs) get one
  * verdict per call through the same callback whatever the kind.
  *
