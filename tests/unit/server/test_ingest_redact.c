@@ -174,4 +174,13 @@ TEST_CASE(table_per_app)
     ingest_redact_free(ir);
     config_free(cfg);
     ingest_redact_free(NULL);
+
+    /* A broken "redact" fails start-up, naming the app. */
+    text = "{\"apps\":{\"bad\":{\"rubrics\":[\"pii-leak\"],\"redact\":{\"builtins\":[\"nope\"]}}}}";
+    REQUIRE_INT_EQ(config_parse(text, strlen(text), "t.json", NULL, NULL, &cfg, err), ASSAY_OK);
+    ir = (struct ingest_redact *)1;
+    CHECK_INT_EQ(ingest_redact_new(cfg, &ir, err), ASSAY_ERR_CONFIG);
+    CHECK(ir == NULL);
+    CHECK(strstr(err, "apps.bad.redact") != NULL);
+    config_free(cfg);
 }
