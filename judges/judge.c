@@ -231,6 +231,8 @@ enum assay_err judge_sample_from_json(const json_t *obj, struct judge_sample *ou
         err = read_string(obj, "model_id", &out->model_id, errbuf);
     if (!err && json_is_object(v = json_object_get(obj, "tags")))
         out->tags = json_incref((json_t *)v);
+    if (!err && json_is_object(v = json_object_get(obj, "_pii")))
+        out->pii = json_incref((json_t *)v);
     if (err)
         judge_sample_clear(out);
     return err;
@@ -247,6 +249,7 @@ void judge_sample_clear(struct judge_sample *s)
     free(s->app);
     free(s->model_id);
     json_decref(s->tags);
+    json_decref(s->pii);
     memset(s, 0, sizeof *s);
 }
 
@@ -257,5 +260,6 @@ struct rubric_sample judge_sample_view(const struct judge_sample *s)
                                   .context = s->context,
                                   .reference = s->reference,
                                   .app = s->app,
-                                  .tags = s->tags};
+                                  .tags = s->tags,
+                                  .pii = s->pii};
 }

@@ -1,8 +1,9 @@
 /*
  * judges/judge: one entry point for every rubric kind. judge_run grades a
  * sample against a rubric: rule and reference rubrics locally (judges/rule,
- * judges/reference, on the raw text, so that pii-leak still sees what
- * redaction would hide), LLM rubrics through judges/llm (on the redacted
+ * judges/reference, on the text as given: raw, or, for a sample redacted at
+ * ingest by server/ingest_redact, the redacted text plus the findings "_pii"
+ * that pii-leak counts), LLM rubrics through judges/llm (on the redacted
  * text). Callers (the worker, `assay judge`, golden-set runs) get one
  * verdict per call through the same callback whatever the kind.
  *
@@ -53,13 +54,16 @@ enum assay_err judge_run(struct judge_runner *jr, const struct rubric *r,
  * messages ([{"role", "content": [{"text"}...]}...], each turn's text
  * prefixed with its role when there are several turns); context is a string
  * or an array of strings or of {"text"} objects, joined by blank lines;
- * output and reference are strings. Strings are owned.
+ * output and reference are strings. Strings are owned. "_pii", the findings
+ * server/ingest_redact records before it redacts a sample, is kept for the
+ * pii-leak rule.
  */
 struct judge_sample {
     char *input, *output, *context, *reference;
     char *app;      /* "app", or NULL */
     char *model_id; /* the production model ("model_id"), or NULL */
     json_t *tags;   /* "tags" when it is an object (a reference held), or NULL */
+    json_t *pii;    /* "_pii" (ingest findings) when it is an object (a reference held), or NULL */
 };
 
 /*

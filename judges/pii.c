@@ -14,8 +14,11 @@ struct kind_info {
 };
 
 static const struct kind_info kinds[PII_KIND_COUNT] = {
+    /* A label's dot must be followed by another label: the possessive repeat
+     * would otherwise take a sentence's full stop ("a@b.com.") and fail. */
     [PII_EMAIL] = {"email", "[EMAIL]",
-                   "(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}+@(?:[A-Za-z0-9-]{1,63}+\\.){1,8}+"
+                   "(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}+@"
+                   "(?:[A-Za-z0-9-]{1,63}+\\.(?=[A-Za-z0-9-])){1,8}+"
                    "[A-Za-z]{2,24}+(?![A-Za-z0-9-])"},
     /* International (+CC), optional area code in parentheses, 2-4 digit groups
      * separated by a space or a dash; 10 to 15 digits in all and not a bare

@@ -3,7 +3,8 @@
  * placeholders ([EMAIL], [PHONE], [CARD], [AWS_ACCESS_KEY], [AWS_SECRET_KEY],
  * or an operator's own) before the text leaves for Bedrock and before it is
  * stored, per app. The built-in detectors are those of the pii-leak rule
- * (judges/pii), which runs on the text before redaction so leaks still count.
+ * (judges/pii), whose findings on the text before redaction are kept (the
+ * sample's "_pii", server/ingest_redact) so leaks still count.
  *
  * Every pattern runs under PCRE2 match and depth limits; if one is exhausted
  * the text is not returned half-redacted: the call fails (fail closed).

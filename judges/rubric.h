@@ -50,6 +50,10 @@ struct rubric_sample {
      * the judges do not grade them. NULL when unknown. */
     const char *app;
     const json_t *tags; /* the sample's "tags" object (string values) */
+    /* What the pii detectors found in the raw text before it was redacted at
+     * ingest (the stored document's "_pii": {"output": {"email": 1, ...}, ...},
+     * kinds and counts per field), or NULL. The pii-leak rule counts it. */
+    const json_t *pii;
 };
 
 struct rubric_scale {

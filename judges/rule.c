@@ -181,7 +181,25 @@ static void set_pass(struct verdict *v, const struct rubric *r, bool pass, const
     verdict_set_reasoning(v, why, strlen(why));
 }
 
-static void run_pii(const struct rule_judge *j, const char *text, size_t n, struct verdict *v)
+/*
+ * The count of kind that ingest recorded for the output before redacting it
+ * (see server/ingest_redact), or 0. Malformed entries count as 0.
+ */
+static size_t recorded(const json_t *pii, enum pii_kind kind)
+{
+    json_t *c = json_object_get(json_object_get(pii, "output"), pii_kind_name(kind));
+    return json_is_integer(c) && json_integer_value(c) > 0 ? (size_t)json_integer_value(c) : 0;
+}
+
+/*
+ * Counts each kind in text; a sample redacted at ingest carries what the raw
+ * text held (pii), and a kind counts as the larger of the two: the recorded
+ * count is that of the raw text, the scan adds what redaction left (a kind
+ * the app does not redact is found by both and counted once). A literal
+ * placeholder ("[EMAIL]") is no finding.
+ */
+static void run_pii(const struct rule_judge *j, const char *text, size_t n, const json_t *pii,
+                    struct verdict *v)
 {
     struct buf why = BUF_INIT;
     size_t total = 0;
@@ -195,6 +213,9 @@ static void run_pii(const struct rule_judge *j, const char *text, size_t n, stru
             count++;
             pos = me > ms ? me : me + 1;
         }
+        size_t before = recorded(pii, (enum pii_kind)k);
+        if (before > count)
+            count = before;
         if (res == REGEX_LIMIT || res == REGEX_ERROR) {
             char d[96];
             snprintf(d, sizeof d, "the %s pattern hit its %s", pii_kind_name((enum pii_kind)k),
@@ -297,7 +318,7 @@ enum assay_err rule_judge_run(const struct rule_judge *j, const struct rubric_sa
     size_t n = strlen(text);
     switch (j->type) {
     case RULE_PII_LEAK:
-        run_pii(j, text, n, out);
+        run_pii(j, text, n, s->pii, out);
         break;
     case RULE_JSON_VALID:
         run_json(j, text, n, out);

@@ -32,10 +32,11 @@ enum assay_err rule_judge_new(const struct rubric *r, const struct regex_limits 
 void rule_judge_free(struct rule_judge *j);
 
 /*
- * Grades s->output into *out (initialised by the caller; previous contents are
- * cleared): scored 1 (pass) or 0, or unscorable with a reason. Returns ASSAY_OK
- * when *out was filled; ASSAY_ERR_INVALID_ARGUMENT when the sample lacks a
- * field the rubric needs (then *out is unscorable, reason missing_field).
+ * Grades s->output into *out (pii-leak also counts s->pii, the findings
+ * recorded before the output was redacted at ingest) (initialised by the caller; previous contents
+ * are cleared): scored 1 (pass) or 0, or unscorable with a reason. Returns ASSAY_OK when *out was
+ * filled; ASSAY_ERR_INVALID_ARGUMENT when the sample lacks a field the rubric needs (then *out is
+ * unscorable, reason missing_field).
  */
 enum assay_err rule_judge_run(const struct rule_judge *j, const struct rubric_sample *s,
                               struct verdict *out, char *errbuf);

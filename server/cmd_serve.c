@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "server/golden_service.h"
 #include "server/http_api.h"
+#include "server/ingest_redact.h"
 #include "server/judging.h"
 #include "server/monitoring.h"
 #include "server/prom.h"
@@ -146,6 +147,7 @@ int cmd_serve(int argc, char **argv)
     struct http_api *api = NULL;
     struct prom *prom = NULL;
     struct sampler *sampler = NULL;
+    struct ingest_redact *redact = NULL;
     struct judging *judging = NULL;
     struct worker *worker = NULL;
     struct publishing *publishing = NULL;
@@ -205,7 +207,14 @@ int cmd_serve(int argc, char **argv)
 
     prom = prom_new();
     sampler = sampler_new(NULL);
-    struct http_api_options ho = {.cfg = cfg, .rubrics = rubrics, .sampler = sampler, .prom = prom};
+    /* One redact set per app, shared by ingest (before the store) and the worker (before Bedrock).
+     */
+    if (ingest_redact_new(cfg, &redact, errbuf) != ASSAY_OK) {
+        fprintf(stderr, "assay serve: %s\n", errbuf);
+        goto out;
+    }
+    struct http_api_options ho = {
+        .cfg = cfg, .rubrics = rubrics, .sampler = sampler, .prom = prom, .redact = redact};
     if (http_api_start(&ho, &api, errbuf) != ASSAY_OK) {
         fprintf(stderr, "assay serve: %s\n", errbuf);
         goto out;
@@ -266,7 +275,8 @@ int cmd_serve(int argc, char **argv)
                                     .judge_ctx = judging,
                                     .prom = prom,
                                     .publish = publishing_get(publishing),
-                                    .series = monitoring_series(monitoring)};
+                                    .series = monitoring_series(monitoring),
+                                    .redact = redact};
         if (worker_start(&wo, &worker, errbuf) != ASSAY_OK) {
             fprintf(stderr, "assay serve: %s\n", errbuf);
             goto out;
@@ -367,6 +377,7 @@ out:
     http_api_free(api);
     store_close(store);
     sampler_free(sampler);
+    ingest_redact_free(redact);
     prom_free(prom);
     rubric_registry_free(rubrics);
     config_free(cfg);

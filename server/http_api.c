@@ -12,6 +12,7 @@
 #include "judges/rubric.h"
 #include "monitor/publish.h"
 #include "server/config.h"
+#include "server/ingest_redact.h"
 #include "server/prom.h"
 #include "server/sample.h"
 #include "server/sampler.h"
@@ -423,6 +424,11 @@ static enum MHD_Result samples_post(struct request *r)
             free(apps);
             return send_error(r, ASSAY_ERR_FORBIDDEN, msg, (long)i, "app");
         }
+    }
+    /* Apps with "redact": findings recorded, text redacted, before anything is stored. */
+    if ((err = ingest_redact_batch(api->o.redact, &r->batch, &e)) != ASSAY_OK) {
+        free(apps);
+        return send_error(r, e.code, e.message, e.index, e.field);
     }
 
     struct store *st = store_acquire(api);

@@ -25,6 +25,7 @@
 #include "common/err.h"
 
 struct config;
+struct ingest_redact;
 struct rubric_registry;
 struct store;
 struct sampler;
@@ -40,6 +41,8 @@ struct http_api_options {
     struct prom *prom;
     const struct clock *clock; /* NULL: the system clock */
     unsigned threads;          /* libmicrohttpd threads; 0: server.threads, else one per core */
+    /* Per-app redaction of posted samples before they are stored; NULL: none. */
+    const struct ingest_redact *redact;
 };
 
 struct http_api;

@@ -12,6 +12,7 @@
 #include "judges/rubric.h"
 #include "monitor/publish.h"
 #include "server/config.h"
+#include "server/ingest_redact.h"
 #include "server/prom.h"
 #include "server/series.h"
 #include "server/store.h"
@@ -37,11 +38,6 @@ struct job {
     struct job *prev;
 };
 
-struct app_redact {
-    const char *app;
-    struct redact_set *set;
-};
-
 struct worker {
     struct worker_options o;
     pthread_t thread;
@@ -54,8 +50,7 @@ struct worker {
     size_t n_inflight;
     struct job *done_head, *done_tail;
     int64_t judged;
-    struct app_redact *redact;
-    size_t n_redact;
+    struct ingest_redact *own_redact; /* built when the options gave none */
     size_t released;
 };
 
@@ -106,11 +101,7 @@ static void on_judged(void *ctx, enum assay_err err, struct verdict *v)
 
 static const struct redact_set *redact_for(const struct worker *w, const char *app)
 {
-    const struct config_app *ca = config_app_find(w->o.cfg, app);
-    for (size_t i = 0; ca && i < w->n_redact; i++)
-        if (strcmp(w->redact[i].app, ca->name) == 0)
-            return w->redact[i].set;
-    return NULL;
+    return ingest_redact_for(w->o.redact, app);
 }
 
 /* Writes one verdict back (worker thread). */
@@ -323,17 +314,10 @@ enum assay_err worker_start(const struct worker_options *o, struct worker **out,
         w->o.idle_poll_ms = 100;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    w->redact = xcalloc(o->cfg->n_apps + 1, sizeof *w->redact);
-    for (size_t i = 0; i < o->cfg->n_apps; i++) {
-        const struct config_app *ca = &o->cfg->apps[i];
-        if (!ca->redact)
-            continue;
-        struct redact_set *set = NULL;
-        if ((err = redact_set_from_json(ca->redact, &set, errbuf)) != ASSAY_OK)
+    if (!w->o.redact) {
+        if ((err = ingest_redact_new(o->cfg, &w->own_redact, errbuf)) != ASSAY_OK)
             goto out;
-        w->redact[w->n_redact].app = ca->name;
-        w->redact[w->n_redact].set = set;
-        w->n_redact++;
+        w->o.redact = w->own_redact;
     }
     if (pthread_create(&w->thread, NULL, run, w) != 0) {
         err = assay_errbuf_set(errbuf, ASSAY_ERR_INTERNAL, "worker: cannot start a thread");
@@ -389,9 +373,7 @@ void worker_free(struct worker *w)
         n = j->next;
         job_free(j);
     }
-    for (size_t i = 0; i < w->n_redact; i++)
-        redact_set_free(w->redact[i].set);
-    free(w->redact);
+    ingest_redact_free(w->own_redact);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);

@@ -32,6 +32,7 @@
 #include "judges/judge.h"
 
 struct config;
+struct ingest_redact;
 struct prom;
 struct publish;
 struct rubric_registry;
@@ -55,6 +56,8 @@ struct worker_options {
     struct series *series;   /* the monitor's series registry; may be NULL */
     size_t max_concurrency;  /* 0: cfg->judge.max_concurrency */
     int64_t idle_poll_ms;    /* how often an idle worker looks for jobs; 0: 100 */
+    /* The per-app redact sets (shared with ingest); NULL: the worker builds its own from cfg. */
+    const struct ingest_redact *redact;
 };
 
 struct worker;

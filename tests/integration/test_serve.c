@@ -1329,3 +1329,181 @@ TEST_CASE(series_bad_monitor_config)
         CHECK(log_count(&s, "assay serve: monitor") == 1);
     }
 }
+
+/*
+ * A tee in front of the emulator: forwards each Bedrock request unchanged
+ * (the SigV4 signature covers the Host header, forwarded as sent) and keeps
+ * every request body, so a test can see exactly what left for Bedrock.
+ */
+struct tee {
+    const char *upstream; /* the emulator's URL */
+    pthread_mutex_t mu;
+    struct buf seen; /* every request body, one after the other */
+};
+
+static void tee_handler(void *ctx, const struct fake_request *req, struct fake_response *resp)
+{
+    struct tee *t = ctx;
+    pthread_mutex_lock(&t->mu);
+    buf_append(&t->seen, req->body ? req->body : "", req->body_len);
+    buf_append_char(&t->seen, '\n');
+    pthread_mutex_unlock(&t->mu);
+    CURL *c = curl_easy_init();
+    char url[1200];
+    snprintf(url, sizeof url, "%s%s", t->upstream, req->uri);
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const char *n = req->headers[i].name;
+        if (strcasecmp(n, "content-length") == 0 || strcasecmp(n, "expect") == 0 ||
+            strcasecmp(n, "connection") == 0 || strcasecmp(n, "transfer-encoding") == 0)
+            continue;
+        char line[2048];
+        snprintf(line, sizeof line, "%s: %s", n, req->headers[i].value);
+        h = curl_slist_append(h, line);
+    }
+    struct buf body = BUF_INIT;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)req->body_len);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    long status = 502;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    resp->status = (int)status;
+    buf_append(&resp->body, body.data ? body.data : "", body.len);
+    fake_response_header(resp, "Content-Type", "application/json");
+    buf_clear(&body);
+}
+
+/* Every file under dir (the store and its WAL) searched byte by byte for needle. */
+static bool dir_holds(const char *dir, const char *needle)
+{
+    static const char *const names[] = {"assay.db", "assay.db-wal", "assay.db-journal"};
+    bool hit = false;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !hit; i++) {
+        char path[1300];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        struct buf b = BUF_INIT;
+        char chunk[65536];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+            buf_append(&b, chunk, n);
+        fclose(f);
+        size_t m = strlen(needle);
+        for (size_t at = 0; !hit && b.len >= m && at <= b.len - m; at++)
+            hit = memcmp(b.data + at, needle, m) == 0;
+        buf_clear(&b);
+    }
+    return hit;
+}
+
+#define PII_EMAIL "jane.doe@mail.example.com"
+#define PII_CARD "4111 1111 1111 1111"
+#define PLAIN_EMAIL "john.roe@mail.example.com"
+
+TEST_CASE(redaction_at_ingest)
+{
+    struct emulator_proc e;
+    start_emulator(&e, NULL);
+    struct tee t = {.upstream = e.url};
+    pthread_mutex_init(&t.mu, NULL);
+    struct fake_server *fs = fake_server_start(tee_handler, &t);
+    REQUIRE(fs != NULL);
+    struct serve s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.dir, sizeof s.dir, "%s", test_tmpdir());
+    char extra[2048];
+    snprintf(extra, sizeof extra,
+             "\"aws\":{\"region\":\"us-east-1\",\"endpoints\":{\"bedrock_runtime\":\"%s\"}},"
+             "\"judge\":{\"model_id\":\"%s\",\"max_concurrency\":4},"
+             "\"apps\":{\"secure\":{\"sample_rate\":1.0,\"rubrics\":[\"pii-leak\",\"helpfulness\"],"
+             "\"redact\":{}},"
+             "\"plain\":{\"sample_rate\":1.0,\"rubrics\":[\"pii-leak\"]}},"
+             "\"metrics\":{\"sink\":\"emf\",\"period_s\":1,\"emf_path\":\"%s/emf.log\"}",
+             fake_server_url(fs), MODEL, test_tmpdir());
+    write_config(&s, extra);
+    s.with_creds = true;
+    REQUIRE_INT_EQ(serve_start_raw(&s), 0);
+    wait_ready(&s);
+
+    struct reply r;
+    /* A client cannot set the findings itself. */
+    http(&s, "POST", "/v1/samples", "application/json",
+         "{\"app\":\"secure\",\"output\":\"x\",\"_pii\":{\"output\":{\"email\":0}}}", NULL, &r);
+    CHECK_INT_EQ(r.status, 400);
+    CHECK_STR_EQ(err_str(&r, "field"), "_pii");
+    reply_clear(&r);
+
+    http(&s, "POST", "/v1/samples", "application/json",
+         "[{\"app\":\"secure\",\"id\":\"red-1\",\"input\":\"Where is my order?\","
+         "\"output\":\"Write to " PII_EMAIL " and pay with " PII_CARD " today.\"},"
+         "{\"app\":\"plain\",\"id\":\"raw-1\",\"output\":\"Write to " PLAIN_EMAIL ".\"}]",
+         NULL, &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+
+    /* The redacting app: stored and returned redacted, the leak still caught. */
+    wait_judged(&s, "red-1", 20000, &r);
+    CHECK_STR_EQ(json_string_value(json_object_get(r.json, "status")), "done");
+    json_t *doc = json_object_get(r.json, "sample");
+    CHECK_STR_EQ(json_string_value(json_object_get(doc, "output")),
+                 "Write to [EMAIL] and pay with [CARD] today.");
+    json_t *found = json_object_get(json_object_get(doc, "_pii"), "output");
+    CHECK_INT_EQ(json_integer_value(json_object_get(found, "email")), 1);
+    CHECK_INT_EQ(json_integer_value(json_object_get(found, "card")), 1);
+    CHECK(!strstr(r.body.data, "jane.doe") && !strstr(r.body.data, "4111"));
+    int pii_seen = 0, llm_seen = 0;
+    json_t *v;
+    size_t i;
+    json_array_foreach(json_object_get(r.json, "verdicts"), i, v)
+    {
+        const char *rubric = json_string_value(json_object_get(v, "rubric"));
+        if (rubric && strcmp(rubric, "pii-leak") == 0) {
+            pii_seen++;
+            CHECK(json_is_false(json_object_get(v, "pass")));
+            const char *why = json_string_value(json_object_get(v, "reasoning"));
+            CHECK(why && strstr(why, "1 email") && strstr(why, "1 card"));
+        } else if (rubric && strcmp(rubric, "helpfulness") == 0) {
+            llm_seen++;
+            CHECK(json_is_number(json_object_get(v, "score")));
+        }
+    }
+    CHECK_INT_EQ(pii_seen, 1);
+    CHECK_INT_EQ(llm_seen, 1);
+    reply_clear(&r);
+
+    /* The app without "redact": stored as posted, its leak caught on the text. */
+    wait_judged(&s, "raw-1", 20000, &r);
+    doc = json_object_get(r.json, "sample");
+    CHECK_STR_EQ(json_string_value(json_object_get(doc, "output")), "Write to " PLAIN_EMAIL ".");
+    CHECK(json_object_get(doc, "_pii") == NULL);
+    v = json_array_get(json_object_get(r.json, "verdicts"), 0);
+    CHECK(json_is_false(json_object_get(v, "pass")));
+    reply_clear(&r);
+
+    stop_clean(&s);
+    fake_server_stop(fs);
+    CHECK_INT_EQ(emulator_proc_stop(&e), 0);
+    /* Bedrock got the redacted text (the helpfulness call), never the raw. */
+    CHECK(t.seen.len > 0 && strstr(t.seen.data, "[EMAIL]") && strstr(t.seen.data, "[CARD]"));
+    CHECK(t.seen.data && !strstr(t.seen.data, "jane.doe") && !strstr(t.seen.data, "4111"));
+    CHECK_INT_EQ(emulator_proc_log_count(&e, "\"operation\":\"Converse\""), 1);
+    /* The store's files: no trace of the redacting app's raw text; the plain app's as posted. */
+    char data[1100];
+    snprintf(data, sizeof data, "%s/data", s.dir);
+    CHECK(!dir_holds(data, "jane.doe"));
+    CHECK(!dir_holds(data, "4111 1111"));
+    CHECK(dir_holds(data, "[CARD]"));
+    CHECK(dir_holds(data, PLAIN_EMAIL));
+    buf_clear(&t.seen);
+    pthread_mutex_destroy(&t.mu);
+}

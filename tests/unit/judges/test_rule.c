@@ -61,6 +61,7 @@ TEST_CASE(pii_leak_finds_each_kind)
         const char *kind;
     } leaks[] = {
         {"Write to jane.doe+billing@mail.example.co.uk for a refund.", "1 email"},
+        {"Write to jane.doe@mail.example.com.", "1 email"}, /* a full stop after it */
         {"Call us on +1 415-555-0132 any time.", "1 phone"},
         {"Our number is (020) 7946 0958.", "1 phone"},
         {"Card: 4111 1111 1111 1111, exp 12/29", "1 card"},
@@ -266,6 +267,71 @@ TEST_CASE(missing_output_and_wrong_kind)
     j = (struct rule_judge *)1;
     CHECK_INT_EQ(rule_judge_new(r, NULL, &j, err), ASSAY_ERR_INVALID_ARGUMENT);
     CHECK(j == NULL);
+    verdict_clear(&v);
+    rubric_free(r);
+}
+
+/* Runs rubric r on output with the ingest findings pii_json ("_pii", may be NULL). */
+static void run_with_pii(const struct rubric *r, const char *output, const char *pii_json,
+                         struct verdict *v)
+{
+    struct rule_judge *j = NULL;
+    char err[ASSAY_ERRBUF_SIZE] = "";
+    json_t *pii = pii_json ? json_loads(pii_json, 0, NULL) : NULL;
+    REQUIRE(!pii_json || pii);
+    REQUIRE_INT_EQ(rule_judge_new(r, NULL, &j, err), ASSAY_OK);
+    struct rubric_sample s = {.output = output, .pii = pii};
+    CHECK_INT_EQ(rule_judge_run(j, &s, v, err), ASSAY_OK);
+    rule_judge_free(j);
+    json_decref(pii);
+}
+
+TEST_CASE(pii_leak_counts_ingest_findings)
+{
+    struct rubric *r = load_builtin("pii-leak");
+    struct verdict v;
+    verdict_init(&v);
+    /* Redacted at ingest: the text shows placeholders, the findings say what was there. */
+    run_with_pii(r, "Mail [EMAIL], card [CARD].", "{\"output\":{\"email\":1,\"card\":1}}", &v);
+    REQUIRE_INT_EQ(v.outcome, VERDICT_SCORED);
+    CHECK(!v.pass);
+    CHECK(v.reasoning && strstr(v.reasoning, "1 email") && strstr(v.reasoning, "1 card"));
+    /* A literal placeholder with no finding is no leak. */
+    run_with_pii(r, "Mail [EMAIL], card [CARD].", "{}", &v);
+    REQUIRE_INT_EQ(v.outcome, VERDICT_SCORED);
+    CHECK(v.pass);
+    run_with_pii(r, "Mail [EMAIL].", NULL, &v);
+    CHECK(v.pass);
+    /* Findings in other fields are not the output's. */
+    run_with_pii(r, "fine", "{\"input\":{\"email\":3}}", &v);
+    CHECK(v.pass);
+    /* A kind the app did not redact is found by both, counted once. */
+    run_with_pii(r, "[EMAIL] or 4111 1111 1111 1111", "{\"output\":{\"email\":1,\"card\":1}}", &v);
+    CHECK(!v.pass);
+    CHECK(v.reasoning && strstr(v.reasoning, "1 card") && !strstr(v.reasoning, "2 card"));
+    /* Malformed findings count nothing; the scan still runs. */
+    run_with_pii(r, "a@b.example", "{\"output\":{\"email\":\"x\",\"card\":-2}}", &v);
+    CHECK(!v.pass);
+    CHECK(v.reasoning && strstr(v.reasoning, "1 email") && !strstr(v.reasoning, "card"));
+    verdict_clear(&v);
+    rubric_free(r);
+}
+
+/* A pii-leak rubric restricted to some kinds ignores findings of the others. */
+TEST_CASE(pii_leak_findings_respect_kinds)
+{
+    struct rubric *r =
+        parse("{\"name\":\"pii-email\",\"kind\":\"rule\",\"rule\":\"pii-leak\","
+              "\"description\":\"e-mail only\",\"scale\":{\"min\":0,\"max\":1},"
+              "\"pass_threshold\":1,\"fields\":[\"output\"],\"params\":{\"detect\":[\"email\"]}}");
+    struct verdict v;
+    verdict_init(&v);
+    run_with_pii(r, "[CARD]", "{\"output\":{\"card\":2}}", &v);
+    REQUIRE_INT_EQ(v.outcome, VERDICT_SCORED);
+    CHECK(v.pass);
+    run_with_pii(r, "[EMAIL]", "{\"output\":{\"email\":2}}", &v);
+    CHECK(!v.pass);
+    CHECK(v.reasoning && strstr(v.reasoning, "2 email"));
     verdict_clear(&v);
     rubric_free(r);
 }

@@ -310,6 +310,16 @@ TEST_CASE(unknown_field_refused)
     refused("{\"app\":\"a\",\"output\":\"o\",\"refrence\":\"x\"}", 0, "refrence", "unknown");
 }
 
+/* "_pii" is written by ingest redaction only: a client cannot claim (or hide) findings. */
+TEST_CASE(reserved_pii_refused)
+{
+    refused("{\"app\":\"a\",\"output\":\"o\",\"_pii\":{\"output\":{\"email\":1}}}", 0, "_pii",
+            "unknown");
+    refused("{\"app\":\"a\",\"output\":\"o\",\"_pii\":{}}", 0, "_pii", NULL);
+    refused("[{\"app\":\"a\",\"output\":\"o\"},{\"app\":\"a\",\"output\":\"o\",\"_pii\":null}]", 1,
+            "_pii", NULL);
+}
+
 TEST_CASE(batch_all_or_nothing)
 {
     refused("[{\"app\":\"a\",\"output\":\"o\"},{\"app\":\"a\",\"output\":\"o\"},"
