@@ -48,7 +48,7 @@ static void usage(FILE *to)
     fprintf(to, "usage: assay serve [--config FILE] [--port-file FILE]\n\n"
                 "Runs the service: the HTTP API, the durable queue and the judges.\n\n"
                 "  --config FILE     the JSON configuration (default: built-in defaults)\n"
-                "  --port-file FILE  write the bound TCP port there once listening\n"
+                "  --port-file FILE  write the bound TCP port there once started\n"
                 "                    (for \"listen\": \"127.0.0.1:0\")\n"
                 "  --help            this text\n\n"
                 "Stops on SIGTERM or SIGINT: no new connections, samples in flight\n"
@@ -220,10 +220,6 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     unsigned port = http_api_port(api);
-    if (port_file && write_port_file(port_file, port) != 0) {
-        fprintf(stderr, "assay serve: --port-file %s: %s\n", port_file, strerror(errno));
-        goto out;
-    }
 
     size_t n = strlen(cfg->data_dir) + sizeof STORE_SQLITE_FILENAME + 2;
     db_path = xmalloc(n);
@@ -296,6 +292,12 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     http_api_set_golden(api, golden_service_post, golden);
+    /* The port file says "started": written once every start-up check passed,
+     * so a supervisor (or a test) that sees it knows start-up cannot fail. */
+    if (port_file && write_port_file(port_file, port) != 0) {
+        fprintf(stderr, "assay serve: --port-file %s: %s\n", port_file, strerror(errno));
+        goto out;
+    }
     http_api_set_ready(api, true);
     LOG_INFO("serve.ready", LOG_I("port", port), LOG_S("data_dir", cfg->data_dir),
              LOG_I("rubrics", rubric_registry_count(rubrics)), LOG_I("apps", cfg->n_apps));
