@@ -300,7 +300,8 @@ struct sq {
     sqlite3 *ckpt_db;
     pthread_t ckpt_thread;
     int ckpt_started;
-    pthread_mutex_t ckpt_mu; /* guards the two fields below */
+    pthread_mutex_t ckpt_run; /* held while either thread checkpoints */
+    pthread_mutex_t ckpt_mu;  /* guards the two fields below */
     pthread_cond_t ckpt_cv;
     int ckpt_wanted, ckpt_stopping;
     int wal_frames; /* the WAL's size after the last commit; writer thread only */
@@ -949,8 +950,10 @@ static void *checkpointer_main(void *arg)
         q->ckpt_wanted = 0;
         pthread_mutex_unlock(&q->ckpt_mu);
         int log = 0, copied = 0;
+        pthread_mutex_lock(&q->ckpt_run);
         int rc = sqlite3_wal_checkpoint_v2(q->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
                                            &copied);
+        pthread_mutex_unlock(&q->ckpt_run);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             LOG_WARN("store.checkpoint_failed", LOG_S("detail", sqlite3_errmsg(q->ckpt_db)),
                      LOG_I("code", rc));
@@ -972,9 +975,17 @@ static int wal_bound(struct sq *q)
 {
     if (q->wal_frames < WAL_BOUND_FRAMES)
         return 0;
+    /*
+     * Waits for the checkpointer's run to end (two checkpoints at once would
+     * make this one return SQLITE_BUSY at once), then copies what is left:
+     * with no write in between, all of it unless a reader still holds an old
+     * snapshot, and the next transaction then starts the WAL over.
+     */
     int log = 0, copied = 0;
+    pthread_mutex_lock(&q->ckpt_run);
     int rc = sqlite3_wal_checkpoint_v2(q->writer->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
                                        &copied);
+    pthread_mutex_unlock(&q->ckpt_run);
     if (rc == SQLITE_OK && log == copied)
         q->wal_frames = 0;
     return 1;
@@ -1684,6 +1695,7 @@ static void sq_free(struct sq *q)
     pthread_mutex_destroy(&q->pool_mu);
     pthread_cond_destroy(&q->ckpt_cv);
     pthread_mutex_destroy(&q->ckpt_mu);
+    pthread_mutex_destroy(&q->ckpt_run);
     pthread_cond_destroy(&q->done_cv);
     pthread_cond_destroy(&q->work_cv);
     pthread_mutex_destroy(&q->mu);
@@ -1919,6 +1931,7 @@ enum assay_err store_sqlite_open(const struct store_sqlite_options *o, struct st
     pthread_mutex_init(&q->pool_mu, NULL);
     pthread_cond_init(&q->pool_cv, NULL);
     pthread_mutex_init(&q->ckpt_mu, NULL);
+    pthread_mutex_init(&q->ckpt_run, NULL);
     pthread_cond_init(&q->ckpt_cv, NULL);
 
     if ((err = lock_store(q, errbuf)) != ASSAY_OK)
