@@ -419,6 +419,12 @@ enum assay_err sample_parse_object(const json_t *obj, long index, const struct s
     return err;
 }
 
+/* JSON's insignificant whitespace. */
+static bool json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 /* A member the normalisation may add: absent (spliceable), or present. */
 static bool absent(json_t *obj, const char *key)
 {
@@ -444,9 +450,9 @@ static enum assay_err parse_owned(json_t *obj, const char *raw, size_t raw_len, 
     }
     s.doc = json_incref(obj);
     json_t *d = s.doc;
-    while (raw && raw_len && strchr(" \t\r\n", raw[raw_len - 1]))
+    while (raw && raw_len && json_space(raw[raw_len - 1]))
         raw_len--;
-    while (raw && raw_len && strchr(" \t\r\n", raw[0])) {
+    while (raw && raw_len && json_space(raw[0])) {
         raw++;
         raw_len--;
     }
