@@ -951,8 +951,8 @@ static void *checkpointer_main(void *arg)
         pthread_mutex_unlock(&q->ckpt_mu);
         int log = 0, copied = 0;
         pthread_mutex_lock(&q->ckpt_run);
-        int rc = sqlite3_wal_checkpoint_v2(q->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
-                                           &copied);
+        int rc =
+            sqlite3_wal_checkpoint_v2(q->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
         pthread_mutex_unlock(&q->ckpt_run);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             LOG_WARN("store.checkpoint_failed", LOG_S("detail", sqlite3_errmsg(q->ckpt_db)),
@@ -983,8 +983,8 @@ static int wal_bound(struct sq *q)
      */
     int log = 0, copied = 0;
     pthread_mutex_lock(&q->ckpt_run);
-    int rc = sqlite3_wal_checkpoint_v2(q->writer->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
-                                       &copied);
+    int rc =
+        sqlite3_wal_checkpoint_v2(q->writer->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
     pthread_mutex_unlock(&q->ckpt_run);
     if (rc == SQLITE_OK && log == copied)
         q->wal_frames = 0;
@@ -1101,7 +1101,7 @@ static void *writer_main(void *arg)
         int self_checkpointed = wal_bound(q);
 
         pthread_mutex_lock(&q->mu);
-        q->stats.writer_checkpoints += self_checkpointed;
+        q->stats.writer_ckpts += self_checkpointed;
         q->stats.transactions++;
         q->stats.write_requests += (int64_t)nreq;
         if ((int64_t)nreq > q->stats.largest_group)
