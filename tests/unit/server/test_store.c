@@ -1406,8 +1406,7 @@ TEST_CASE(wal_bounded)
             "wal_bounded: largest WAL %lld bytes, %lld transactions, %lld checkpoints"
             " by the writer\n",
             (long long)largest, (long long)st.transactions, (long long)st.writer_ckpts);
-    /* Without checkpoints the WAL would pass 25 MB (over 6,000 frames of 4 KB and their headers).
-     */
+    /* Without checkpoints it would pass 25 MB (6,000 frames of 4 KB and their headers). */
     CHECK(largest > 0);
     CHECK(largest < 6000LL * 4120);
     CHECK_INT_EQ(st.samples_inserted, WAL_THREADS * WAL_PER_THREAD);
