@@ -400,9 +400,9 @@ static enum MHD_Result samples_post(struct request *r)
         .rubric_ctx = (void *)api->o.rubrics,
     };
     struct sample_error e;
+    /* The body stays until completed(): the samples borrow it (sample_doc_text). */
     enum assay_err err = sample_batch_parse(r->body.data ? r->body.data : "", r->body.len, r->fmt,
                                             &opts, &r->batch, &e);
-    buf_clear(&r->body);
     if (err != ASSAY_OK)
         return send_error(r, e.code, e.message, e.index, e.field);
 
@@ -456,13 +456,10 @@ static enum MHD_Result samples_post(struct request *r)
         struct store_sample *row = &r->rows[i];
         r->decisions[i] = sampler_decide(api->o.sampler, apps[i], s->app, s->id, s->force,
                                          s->feedback == SAMPLE_FEEDBACK_NEGATIVE, NULL);
-        size_t len = 0;
-        r->docs[i] = json_dumps(s->doc, JSON_COMPACT);
-        len = r->docs[i] ? strlen(r->docs[i]) : 0;
+        r->docs[i] = sample_doc_text(s, &row->doc_len);
         row->app = s->app;
         row->id = s->id;
-        row->doc = r->docs[i] ? r->docs[i] : "{}";
-        row->doc_len = r->docs[i] ? len : 2;
+        row->doc = r->docs[i];
         row->sampled = r->decisions[i] == SAMPLER_SAMPLED;
         row->trace_id = s->trace_id;
         row->model_id = s->model_id;

@@ -268,6 +268,11 @@ enum assay_err ingest_redact_batch(const struct ingest_redact *ir, struct sample
         /* json_string_setn replaced the strings these pointed into. */
         s->output = json_string_value(json_object_get(s->doc, "output"));
         s->reference = json_string_value(json_object_get(s->doc, "reference"));
+        /* The client's own text holds what was just redacted: the stored
+         * document must be serialised from the redacted doc, never spliced
+         * from the request body (sample_doc_text). */
+        s->raw = NULL;
+        s->raw_len = 0;
     }
     return ASSAY_OK;
 }

@@ -406,20 +406,39 @@ void sample_clear(struct sample *s)
  * Validates obj, which the sample takes a reference to (it must not be shared:
  * the id, trace_id and timestamp are written into it).
  */
-static enum assay_err parse_owned(json_t *obj, long index, const struct sample_parse_opts *o,
-                                  struct sample *out, struct sample_error *e);
+static enum assay_err parse_owned(json_t *obj, const char *raw, size_t raw_len, long index,
+                                  const struct sample_parse_opts *o, struct sample *out,
+                                  struct sample_error *e);
 
 enum assay_err sample_parse_object(const json_t *obj, long index, const struct sample_parse_opts *o,
                                    struct sample *out, struct sample_error *e)
 {
     json_t *copy = json_deep_copy(obj);
-    enum assay_err err = parse_owned(copy, index, o, out, e);
+    enum assay_err err = parse_owned(copy, NULL, 0, index, o, out, e);
     json_decref(copy);
     return err;
 }
 
-static enum assay_err parse_owned(json_t *obj, long index, const struct sample_parse_opts *o,
-                                  struct sample *out, struct sample_error *e)
+/* JSON's insignificant whitespace. */
+static bool json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* A member the normalisation may add: absent (spliceable), or present. */
+static bool absent(json_t *obj, const char *key)
+{
+    return json_object_get(obj, key) == NULL;
+}
+
+/*
+ * raw (may be NULL): obj's text in the body, which sample_doc_text may splice
+ * into; kept only when every member normalisation writes is either added
+ * (absent before) or left as it was.
+ */
+static enum assay_err parse_owned(json_t *obj, const char *raw, size_t raw_len, long index,
+                                  const struct sample_parse_opts *o, struct sample *out,
+                                  struct sample_error *e)
 {
     enum assay_err err = ASSAY_OK;
     struct buf text = BUF_INIT;
@@ -431,6 +450,19 @@ static enum assay_err parse_owned(json_t *obj, long index, const struct sample_p
     }
     s.doc = json_incref(obj);
     json_t *d = s.doc;
+    while (raw && raw_len && json_space(raw[raw_len - 1]))
+        raw_len--;
+    while (raw && raw_len && json_space(raw[0])) {
+        raw++;
+        raw_len--;
+    }
+    if (raw && raw_len >= 2 && raw[0] == '{' && raw[raw_len - 1] == '}') {
+        s.raw = raw;
+        s.raw_len = raw_len;
+        s.raw_add_id = absent(d, "id");
+        s.raw_add_trace_id = absent(d, "trace_id");
+        s.raw_add_timestamp = absent(d, "timestamp");
+    }
 
     const char *key;
     json_t *v;
@@ -503,11 +535,15 @@ static enum assay_err parse_owned(json_t *obj, long index, const struct sample_p
 
     if ((err = opt_string(d, "id", index, &s.id, e)) != ASSAY_OK)
         goto out;
+    if (s.id)
+        s.raw_add_id = false;
     if (s.id && !sample_id_valid(s.id)) {
         err = fail(e, index, "id", "id must be 1-%d characters of [A-Za-z0-9._:-]", SAMPLE_ID_MAX);
         goto out;
     }
     if (!s.id) {
+        if (!s.raw_add_id)
+            s.raw = NULL; /* "id": null is replaced, not added */
         char gen[37];
         sample_id_generate(gen);
         json_object_set_new(d, "id", json_string(gen));
@@ -531,14 +567,20 @@ static enum assay_err parse_owned(json_t *obj, long index, const struct sample_p
         goto out;
     }
     if (!s.trace_id && o && o->header_trace_id && sample_trace_id_valid(o->header_trace_id)) {
+        if (!s.raw_add_trace_id)
+            s.raw = NULL; /* "trace_id": null is replaced, not added */
         json_object_set_new(d, "trace_id", json_string(o->header_trace_id));
         s.trace_id = json_string_value(json_object_get(d, "trace_id"));
+    } else {
+        s.raw_add_trace_id = false;
     }
 
     s.timestamp_ms = o ? o->now_ms : 0;
     v = json_object_get(d, "timestamp");
     if (v && !json_is_null(v) && (err = parse_timestamp(v, index, &s.timestamp_ms, e)) != ASSAY_OK)
         goto out;
+    if (v && !json_is_integer(v))
+        s.raw = NULL; /* an RFC 3339 string or null is rewritten in place */
     json_object_set_new(d, "timestamp", json_integer((json_int_t)s.timestamp_ms));
 
     v = json_object_get(d, "feedback");
@@ -569,6 +611,40 @@ out:
     buf_clear(&text);
     sample_clear(&s);
     return err;
+}
+
+char *sample_doc_text(const struct sample *s, size_t *len)
+{
+    if (!s->raw) {
+        char *text = json_dumps(s->doc, JSON_COMPACT);
+        if (!text)
+            text = xstrdup("{}"); /* not expected: doc is a valid object */
+        *len = strlen(text);
+        return text;
+    }
+    /*
+     * The client's text up to its closing brace, then ,"member":value for
+     * each member normalisation added, in the order it added them (as
+     * json_dumps would list them: jansson keeps insertion order). The
+     * strings are validated ASCII, escaped all the same (a trace header may
+     * hold a quote).
+     */
+    struct buf b = BUF_INIT;
+    buf_append(&b, s->raw, s->raw_len - 1);
+    if (s->raw_add_id) {
+        buf_append_str(&b, ",\"id\":\"");
+        buf_append_json_escaped(&b, s->id, strlen(s->id));
+        buf_append_char(&b, '"');
+    }
+    if (s->raw_add_trace_id) {
+        buf_append_str(&b, ",\"trace_id\":\"");
+        buf_append_json_escaped(&b, s->trace_id, strlen(s->trace_id));
+        buf_append_char(&b, '"');
+    }
+    if (s->raw_add_timestamp)
+        buf_appendf(&b, ",\"timestamp\":%lld", (long long)s->timestamp_ms);
+    buf_append_char(&b, '}');
+    return buf_detach(&b, len);
 }
 
 void sample_batch_clear(struct sample_batch *b)
@@ -644,7 +720,7 @@ enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_form
                 goto out;
             }
             struct sample s;
-            err = parse_owned(line, index, o, &s, e);
+            err = parse_owned(line, body + a, z - a, index, o, &s, e);
             json_decref(line);
             if (err != ASSAY_OK)
                 goto out;
@@ -658,7 +734,7 @@ enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_form
         }
         if (json_is_object(root)) {
             struct sample s;
-            if ((err = parse_owned(root, 0, o, &s, e)) != ASSAY_OK)
+            if ((err = parse_owned(root, body, len, 0, o, &s, e)) != ASSAY_OK)
                 goto out;
             batch_push(out, &cap, &s);
         } else if (json_is_array(root)) {
@@ -670,7 +746,8 @@ enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_form
             }
             for (size_t i = 0; i < n; i++) {
                 struct sample s;
-                if ((err = parse_owned(json_array_get(root, i), (long)i, o, &s, e)) != ASSAY_OK)
+                if ((err = parse_owned(json_array_get(root, i), NULL, 0, (long)i, o, &s, e)) !=
+                    ASSAY_OK)
                     goto out;
                 batch_push(out, &cap, &s);
             }

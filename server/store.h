@@ -438,6 +438,7 @@ struct store_stats {
     int64_t queued;           /* jobs queued now */
     int64_t judging;          /* jobs judging now */
     int64_t largest_group;    /* most write calls sharing one transaction */
+    int64_t writer_ckpts;     /* checkpoints the writer ran itself (WAL past its bound) */
 };
 void store_stats_get(struct store *s, struct store_stats *out);
 

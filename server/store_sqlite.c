@@ -11,6 +11,14 @@
  * every caller of the group. Requests that arrive while a group commits form
  * the next group, so the number of fsyncs follows the disk, not the callers.
  *
+ * Checkpoints: SQLite's automatic WAL checkpoint would run on the writer
+ * thread, inside the COMMIT that crosses the threshold, and stall every
+ * caller queued behind it. So the writer has wal_autocheckpoint off; its WAL
+ * hook wakes a checkpointer thread (own connection, PASSIVE checkpoints that
+ * run beside the writes). The writer itself checkpoints only when the WAL has
+ * grown past a hard bound anyway (WAL_BOUND_FRAMES), which keeps the file
+ * bounded under any load.
+ *
  * Reads: a small pool of read connections; WAL lets them read a committed
  * snapshot while the writer writes. Every connection caches its prepared
  * statements. docs/internals/STORE.md has the schema and the argument.
@@ -77,6 +85,18 @@ static const char *const migrations[] = {
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 _Static_assert(N_MIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");
+
+/*
+ * WAL frames (pages) after which the checkpointer is woken (SQLite's own
+ * default threshold), and after which the writer checkpoints itself between
+ * groups: a PASSIVE checkpoint cannot complete while new frames keep arriving,
+ * and the WAL restarts from its start only once every frame was copied back,
+ * so under sustained load the writer's pause (a short copy, most frames
+ * already copied by the checkpointer) is what bounds the file, at about
+ * WAL_BOUND_FRAMES x page size (16 MB with 4 KB pages).
+ */
+#define WAL_CHECKPOINT_FRAMES 1000
+#define WAL_BOUND_FRAMES 4000
 
 /* Job states as stored (the values of enum store_job_state). */
 enum { JS_QUEUED = STORE_JOB_QUEUED, JS_JUDGING = STORE_JOB_JUDGING };
@@ -276,6 +296,16 @@ struct sq {
     pthread_t thread;
     int thread_started;
 
+    /* The checkpointer (see the file's opening comment). */
+    sqlite3 *ckpt_db;
+    pthread_t ckpt_thread;
+    int ckpt_started;
+    pthread_mutex_t ckpt_run; /* held while either thread checkpoints */
+    pthread_mutex_t ckpt_mu;  /* guards the two fields below */
+    pthread_cond_t ckpt_cv;
+    int ckpt_wanted, ckpt_stopping;
+    int wal_frames; /* the WAL's size after the last commit; writer thread only */
+
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t work_cv;
     pthread_cond_t done_cv;
@@ -353,6 +383,9 @@ static enum assay_err conn_open(struct sq *q, int writer, struct conn **out, cha
         err = conn_exec(
             c, q->synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
             errbuf);
+        /* Checkpoints are the checkpointer's (see the file's opening comment). */
+        if (err == ASSAY_OK)
+            err = conn_exec(c, "PRAGMA wal_autocheckpoint=0", errbuf);
     } else {
         err = conn_exec(c, "PRAGMA query_only=1", errbuf);
     }
@@ -872,6 +905,121 @@ static void reset_results(struct wreq *r)
         store_job_batch_clear(r->claim);
 }
 
+/* --------------------------------------------------------- checkpoints */
+
+/*
+ * The writer connection's WAL hook: runs on the writer thread after each
+ * commit, with the WAL's size in frames. Wakes the checkpointer past the
+ * threshold; never checkpoints here, so the callers of this commit are not
+ * kept waiting for one.
+ */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    struct sq *q = arg;
+    q->wal_frames = frames;
+    if (frames >= WAL_CHECKPOINT_FRAMES) {
+        pthread_mutex_lock(&q->ckpt_mu);
+        if (!q->ckpt_wanted) {
+            q->ckpt_wanted = 1;
+            pthread_cond_signal(&q->ckpt_cv);
+        }
+        pthread_mutex_unlock(&q->ckpt_mu);
+    }
+    return SQLITE_OK;
+}
+
+/*
+ * PASSIVE checkpoints on the checkpointer's own connection: they copy the
+ * committed frames back into the database file while the writer goes on
+ * appending (they take no lock that the writer needs), and sync as the
+ * connection's synchronous=FULL says: the WAL before copying, the database
+ * before the frames count as copied. A commit's durability does not depend
+ * on them; they only keep the WAL short.
+ */
+static void *checkpointer_main(void *arg)
+{
+    struct sq *q = arg;
+    pthread_mutex_lock(&q->ckpt_mu);
+    for (;;) {
+        while (!q->ckpt_wanted && !q->ckpt_stopping)
+            pthread_cond_wait(&q->ckpt_cv, &q->ckpt_mu);
+        if (q->ckpt_stopping)
+            break;
+        q->ckpt_wanted = 0;
+        pthread_mutex_unlock(&q->ckpt_mu);
+        int log = 0, copied = 0;
+        pthread_mutex_lock(&q->ckpt_run);
+        int rc =
+            sqlite3_wal_checkpoint_v2(q->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+        pthread_mutex_unlock(&q->ckpt_run);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            LOG_WARN("store.checkpoint_failed", LOG_S("detail", sqlite3_errmsg(q->ckpt_db)),
+                     LOG_I("code", rc));
+        pthread_mutex_lock(&q->ckpt_mu);
+    }
+    pthread_mutex_unlock(&q->ckpt_mu);
+    return NULL;
+}
+
+/*
+ * Called by the writer between groups (no transaction open, q->mu not held,
+ * so callers can go on queueing); returns 1 when it checkpointed:
+ * past WAL_BOUND_FRAMES the writer checkpoints itself, so that the next
+ * transaction starts the WAL over. Most frames were copied by the
+ * checkpointer already, so this pause is short; it is taken only when the
+ * checkpointer could not catch up with a writer that never paused.
+ */
+static int wal_bound(struct sq *q)
+{
+    if (q->wal_frames < WAL_BOUND_FRAMES)
+        return 0;
+    /*
+     * Waits for the checkpointer's run to end (two checkpoints at once would
+     * make this one return SQLITE_BUSY at once), then copies what is left:
+     * with no write in between, all of it unless a reader still holds an old
+     * snapshot, and the next transaction then starts the WAL over.
+     */
+    int log = 0, copied = 0;
+    pthread_mutex_lock(&q->ckpt_run);
+    int rc =
+        sqlite3_wal_checkpoint_v2(q->writer->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    pthread_mutex_unlock(&q->ckpt_run);
+    if (rc == SQLITE_OK && log == copied)
+        q->wal_frames = 0;
+    return 1;
+}
+
+static enum assay_err checkpointer_start(struct sq *q, char *errbuf)
+{
+    struct conn *c = NULL;
+    enum assay_err err = conn_open(q, 1, &c, errbuf); /* WAL, synchronous as the writer's */
+    if (err != ASSAY_OK)
+        return err;
+    q->ckpt_db = c->db; /* only the handle: the checkpointer prepares no statement */
+    free(c);
+    sqlite3_wal_hook(q->writer->db, on_wal_commit, q); /* replaces the autocheckpoint hook */
+    if (pthread_create(&q->ckpt_thread, NULL, checkpointer_main, q) != 0)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_INTERNAL, "store: cannot start the checkpointer");
+    q->ckpt_started = 1;
+    return ASSAY_OK;
+}
+
+static void checkpointer_stop(struct sq *q)
+{
+    if (q->ckpt_started) {
+        pthread_mutex_lock(&q->ckpt_mu);
+        q->ckpt_stopping = 1;
+        pthread_cond_signal(&q->ckpt_cv);
+        pthread_mutex_unlock(&q->ckpt_mu);
+        pthread_join(q->ckpt_thread, NULL);
+        q->ckpt_started = 0;
+    }
+    sqlite3_close(q->ckpt_db);
+    q->ckpt_db = NULL;
+}
+
 /* ------------------------------------------------------------- the writer */
 
 /*
@@ -950,8 +1098,10 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&q->mu);
 
         run_group(q, group);
+        int self_checkpointed = wal_bound(q);
 
         pthread_mutex_lock(&q->mu);
+        q->stats.writer_ckpts += self_checkpointed;
         q->stats.transactions++;
         q->stats.write_requests += (int64_t)nreq;
         if ((int64_t)nreq > q->stats.largest_group)
@@ -1534,6 +1684,7 @@ static void sq_stats_get(struct store *s, struct store_stats *out)
 
 static void sq_free(struct sq *q)
 {
+    checkpointer_stop(q);
     conn_close(q->writer);
     while (q->free_readers) {
         struct conn *c = q->free_readers;
@@ -1542,6 +1693,9 @@ static void sq_free(struct sq *q)
     }
     pthread_cond_destroy(&q->pool_cv);
     pthread_mutex_destroy(&q->pool_mu);
+    pthread_cond_destroy(&q->ckpt_cv);
+    pthread_mutex_destroy(&q->ckpt_mu);
+    pthread_mutex_destroy(&q->ckpt_run);
     pthread_cond_destroy(&q->done_cv);
     pthread_cond_destroy(&q->work_cv);
     pthread_mutex_destroy(&q->mu);
@@ -1776,6 +1930,9 @@ enum assay_err store_sqlite_open(const struct store_sqlite_options *o, struct st
     pthread_cond_init(&q->done_cv, NULL);
     pthread_mutex_init(&q->pool_mu, NULL);
     pthread_cond_init(&q->pool_cv, NULL);
+    pthread_mutex_init(&q->ckpt_mu, NULL);
+    pthread_mutex_init(&q->ckpt_run, NULL);
+    pthread_cond_init(&q->ckpt_cv, NULL);
 
     if ((err = lock_store(q, errbuf)) != ASSAY_OK)
         goto out;
@@ -1784,6 +1941,8 @@ enum assay_err store_sqlite_open(const struct store_sqlite_options *o, struct st
     if ((err = migrate(q, q->writer, errbuf)) != ASSAY_OK)
         goto out;
     if ((err = recover(q, q->writer, errbuf)) != ASSAY_OK)
+        goto out;
+    if ((err = checkpointer_start(q, errbuf)) != ASSAY_OK)
         goto out;
     if (pthread_create(&q->thread, NULL, writer_main, q) != 0) {
         err = assay_errbuf_set(errbuf, ASSAY_ERR_INTERNAL, "store: cannot start the writer");

@@ -44,6 +44,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (size_t r = 0; r < s->n_rubrics; r++)
                 if (!known(NULL, s->rubrics[r]))
                     abort();
+            /* The stored text, spliced or serialised, is the document. */
+            size_t len = 0;
+            char *text = sample_doc_text(s, &len);
+            json_t *back = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+            if (!back || !json_equal(back, s->doc))
+                abort();
+            json_decref(back);
+            free(text);
         }
         sample_batch_clear(&b);
     } else if (b.n != 0 || b.items != NULL ||

@@ -411,3 +411,55 @@ TEST_CASE(content_types)
     CHECK_INT_EQ(sample_format_from_content_type("application/json; charset=latin1", &f),
                  ASSAY_ERR_UNSUPPORTED_MEDIA);
 }
+
+/*
+ * sample_doc_text: the stored document is the same JSON value as doc, whether
+ * spliced from the client's text (raw kept) or serialised (raw dropped).
+ */
+static void doc_text_case(const char *body, enum sample_format fmt, const char *header_trace,
+                          bool spliced)
+{
+    struct sample_parse_opts o = opts;
+    o.header_trace_id = header_trace;
+    struct sample_batch b;
+    struct sample_error e;
+    REQUIRE_INT_EQ(sample_batch_parse(body, strlen(body), fmt, &o, &b, &e), ASSAY_OK);
+    for (size_t i = 0; i < b.n; i++) {
+        const struct sample *s = &b.items[i];
+        if ((s->raw != NULL) != spliced)
+            test_fail_str(__FILE__, __LINE__, "spliced", s->raw ? "yes" : "no", body);
+        size_t len = 0;
+        char *text = sample_doc_text(s, &len);
+        CHECK_INT_EQ(len, strlen(text));
+        json_t *back = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+        if (!back || !json_equal(back, s->doc))
+            test_fail_str(__FILE__, __LINE__, "doc text", text, body);
+        json_decref(back);
+        free(text);
+    }
+    sample_batch_clear(&b);
+}
+
+TEST_CASE(doc_text)
+{
+    const char *trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Foo=\"q\\\"";
+    doc_text_case("{\"app\":\"a\",\"output\":\"o\"}", SAMPLE_FORMAT_JSON, NULL, true);
+    doc_text_case(" \n{ \"app\" : \"a\", \"output\":\"\\u00e9\\n\" }\r\n ", SAMPLE_FORMAT_JSON,
+                  trace, true);
+    doc_text_case("{\"app\":\"a\",\"output\":\"o\",\"id\":\"x1\",\"timestamp\":5}",
+                  SAMPLE_FORMAT_JSON, trace, true);
+    doc_text_case("{\"app\":\"a\",\"output\":\"o\"}\n\n {\"app\":\"b\",\"output\":\"p\","
+                  "\"trace_id\":\"1-00000000-000000000000000000000000\"} \n",
+                  SAMPLE_FORMAT_NDJSON, trace, true);
+    /* members rewritten in place: serialised instead */
+    doc_text_case("{\"app\":\"a\",\"output\":\"o\",\"id\":null}", SAMPLE_FORMAT_JSON, NULL, false);
+    doc_text_case("{\"app\":\"a\",\"output\":\"o\",\"trace_id\":null}", SAMPLE_FORMAT_JSON, trace,
+                  false);
+    doc_text_case("{\"app\":\"a\",\"output\":\"o\",\"timestamp\":null}", SAMPLE_FORMAT_JSON, NULL,
+                  false);
+    doc_text_case("{\"app\":\"a\",\"output\":\"o\",\"timestamp\":\"2026-11-27T02:02:03Z\"}",
+                  SAMPLE_FORMAT_JSON, NULL, false);
+    /* array elements: their text is not known */
+    doc_text_case("[{\"app\":\"a\",\"output\":\"o\"},{\"app\":\"a\",\"output\":\"p\"}]",
+                  SAMPLE_FORMAT_JSON, NULL, false);
+}
