@@ -10,6 +10,9 @@
  */
 #include "aws/bedrock.h"
 
+#include "aws/endpoint.h"
+#include "aws/sigv4.h"
+
 #include "aws/http.h"
 #include "aws/ratelimit.h"
 #include "aws/signer.h"
@@ -81,23 +84,12 @@ struct bedrock_client {
 
 void bedrock_label_encode(const char *s, struct buf *out)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        unsigned char ch = *p;
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-            buf_append_char(out, (char)ch);
-        } else {
-            char esc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-            buf_append(out, esc, 3);
-        }
-    }
+    sigv4_uri_encode(out, s, strlen(s)); /* RFC 3986: the SDKs' label encoding */
 }
 
 void bedrock_endpoint_default(const char *region, struct buf *out)
 {
-    int china = strncmp(region, "cn-", 3) == 0;
-    buf_appendf(out, "https://bedrock-runtime.%s.amazonaws.com%s", region, china ? ".cn" : "");
+    endpoint_regional_append("bedrock-runtime", region, out);
 }
 
 static int64_t mono_now(void)
@@ -132,20 +124,18 @@ struct bedrock_client *bedrock_client_new(const struct bedrock_options *opt, cha
     }
     struct signer_options so = {
         .region = opt->region, .service = "bedrock", .creds = opt->creds, .sign_body = 1};
-    struct signer *signer = signer_new(&so, errbuf);
-    if (!signer)
+    char *endpoint = endpoint_base_new(opt->endpoint, "bedrock-runtime", opt->region, 0, errbuf);
+    if (!endpoint)
         return NULL;
+    struct signer *signer = signer_new(&so, errbuf);
+    if (!signer) {
+        free(endpoint);
+        return NULL;
+    }
     struct bedrock_client *c = xcalloc(1, sizeof *c);
     c->t = opt->transport;
     c->signer = signer;
-    struct buf ep = BUF_INIT;
-    if (opt->endpoint && opt->endpoint[0])
-        buf_append_str(&ep, opt->endpoint);
-    else
-        bedrock_endpoint_default(opt->region, &ep);
-    while (ep.len > 0 && ep.data[ep.len - 1] == '/')
-        ep.data[--ep.len] = '\0';
-    c->endpoint = buf_detach(&ep, NULL);
+    c->endpoint = endpoint;
     c->max_concurrency = opt->max_concurrency > 0 ? opt->max_concurrency : DEFAULT_CONCURRENCY;
     c->rpm = opt->requests_per_minute > 0 ? opt->requests_per_minute : 0;
     c->tpm = opt->tokens_per_minute > 0 ? opt->tokens_per_minute : 0;

@@ -7,6 +7,8 @@
  */
 #include "aws/cloudwatch.h"
 
+#include "aws/endpoint.h"
+
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -97,7 +99,7 @@ static const char *const units[] = {"Seconds",
                                     "Count/Second",
                                     "None"};
 
-static int unit_known(const char *u)
+int cloudwatch_unit_known(const char *u)
 {
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         if (strcmp(u, units[i]) == 0)
@@ -194,7 +196,7 @@ enum assay_err cloudwatch_datum_validate(const struct cloudwatch_datum *d, size_
             return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                     "%s.Timestamp is more than two hours in the future", where);
     }
-    if (d->unit && !unit_known(d->unit))
+    if (d->unit && !cloudwatch_unit_known(d->unit))
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "%s.Unit \"%s\" is not a unit",
                                 where, d->unit);
     if (d->storage_resolution != 0 && d->storage_resolution != 1 && d->storage_resolution != 60)
@@ -305,7 +307,7 @@ enum assay_err cloudwatch_alarm_validate(const struct cloudwatch_alarm *a, char 
     if (a->n_alarm_actions > 5 || a->n_ok_actions > 5)
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                 "at most 5 actions per state are allowed");
-    if (a->unit && !unit_known(a->unit))
+    if (a->unit && !cloudwatch_unit_known(a->unit))
         return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT, "Unit \"%s\" is not a unit",
                                 a->unit);
     return ASSAY_OK;
@@ -687,24 +689,12 @@ struct cloudwatch *cloudwatch_new(const struct cloudwatch_options *opt, char *er
                          "cloudwatch: transport, credentials and region are required");
         goto out;
     }
-    if (opt->endpoint && strncmp(opt->endpoint, "http://", 7) != 0 &&
-        strncmp(opt->endpoint, "https://", 8) != 0) {
-        assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                         "cloudwatch: the endpoint \"%s\" is not an http(s) URL", opt->endpoint);
+    char *endpoint = endpoint_base_new(opt->endpoint, "monitoring", opt->region, 1, errbuf);
+    if (!endpoint)
         goto out;
-    }
     cw = xcalloc(1, sizeof *cw);
     cw->transport = opt->transport;
-    struct buf url = BUF_INIT;
-    if (opt->endpoint) {
-        buf_append_str(&url, opt->endpoint);
-        while (url.len > 0 && url.data[url.len - 1] == '/')
-            url.data[--url.len] = '\0';
-    } else {
-        buf_appendf(&url, "https://monitoring.%s.amazonaws.com", opt->region);
-    }
-    buf_append_char(&url, '/');
-    cw->endpoint = buf_detach(&url, NULL);
+    cw->endpoint = endpoint;
     struct signer_options so = {
         .region = opt->region, .service = "monitoring", .creds = opt->creds, .sign_body = 1};
     cw->signer = signer_new(&so, errbuf);

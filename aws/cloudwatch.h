@@ -202,6 +202,9 @@ enum assay_err cloudwatch_call(struct cloudwatch *cw, const char *operation, con
 
 /* --- Request building and validation (pure) --- */
 
+/* 1 when u is one of CloudWatch's StandardUnit names ("Count", "Milliseconds", ...). */
+int cloudwatch_unit_known(const char *u);
+
 /*
  * Checks one datum against the service's limits, with now_ms as the service's
  * clock for the timestamp window. ASSAY_OK, or ASSAY_ERR_INVALID_ARGUMENT with

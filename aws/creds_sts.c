@@ -6,6 +6,7 @@
  * with a small extractor that knows just the elements it needs.
  */
 #include "aws/credentials.h"
+#include "aws/endpoint.h"
 
 #include "aws/creds_private.h"
 #include "aws/sigv4.h"
@@ -250,8 +251,7 @@ static char *sts_endpoint(const struct creds_options *opt)
     } else {
         char *region = NULL;
         if (creds_region_resolve(opt, &region, NULL) == ASSAY_OK)
-            buf_appendf(&b, "https://sts.%s.amazonaws.com%s", region,
-                        strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
+            endpoint_regional_append("sts", region, &b);
         else
             buf_append_str(&b, "https://sts.amazonaws.com");
         free(region);

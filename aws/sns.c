@@ -7,6 +7,8 @@
  */
 #include "aws/sns.h"
 
+#include "aws/endpoint.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,26 +285,13 @@ struct sns *sns_new(const struct sns_options *opt, char *errbuf)
                          "sns: transport, credentials and region are required");
         goto out;
     }
-    if (opt->endpoint && strncmp(opt->endpoint, "http://", 7) != 0 &&
-        strncmp(opt->endpoint, "https://", 8) != 0) {
-        assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                         "sns: the endpoint \"%s\" is not an http(s) URL", opt->endpoint);
+    char *endpoint = endpoint_base_new(opt->endpoint, "sns", opt->region, 1, errbuf);
+    if (!endpoint)
         goto out;
-    }
     s = xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->rng_lock, NULL);
     s->transport = opt->transport;
-    struct buf url = BUF_INIT;
-    if (opt->endpoint) {
-        buf_append_str(&url, opt->endpoint);
-        while (url.len > 0 && url.data[url.len - 1] == '/')
-            url.data[--url.len] = '\0';
-    } else {
-        buf_appendf(&url, "https://sns.%s.amazonaws.com%s", opt->region,
-                    strncmp(opt->region, "cn-", 3) == 0 ? ".cn" : "");
-    }
-    buf_append_char(&url, '/');
-    s->endpoint = buf_detach(&url, NULL);
+    s->endpoint = endpoint;
     struct signer_options so = {.region = opt->region, .service = "sns", .creds = opt->creds};
     s->signer = signer_new(&so, errbuf);
     if (!s->signer) {

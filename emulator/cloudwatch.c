@@ -202,34 +202,6 @@ static bool ascii_name(const char *s, size_t max, bool no_colon_start)
     return visible;
 }
 
-static const char *const units[] = {"Seconds",
-                                    "Microseconds",
-                                    "Milliseconds",
-                                    "Bytes",
-                                    "Kilobytes",
-                                    "Megabytes",
-                                    "Gigabytes",
-                                    "Terabytes",
-                                    "Bits",
-                                    "Kilobits",
-                                    "Megabits",
-                                    "Gigabits",
-                                    "Terabits",
-                                    "Percent",
-                                    "Count",
-                                    "Bytes/Second",
-                                    "Kilobytes/Second",
-                                    "Megabytes/Second",
-                                    "Gigabytes/Second",
-                                    "Terabytes/Second",
-                                    "Bits/Second",
-                                    "Kilobits/Second",
-                                    "Megabits/Second",
-                                    "Gigabits/Second",
-                                    "Terabits/Second",
-                                    "Count/Second",
-                                    "None"};
-
 static bool one_of(const char *s, const char *const *set, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -398,7 +370,7 @@ static bool check_unit(struct check *c, const json_t *obj, const char *param)
     const char *unit = get_string(c, obj, "Unit", param);
     if (c->failed)
         return false;
-    if (unit && !ONE_OF(unit, units))
+    if (unit && !cloudwatch_unit_known(unit))
         return invalid(c, param, unit);
     return true;
 }

@@ -94,3 +94,24 @@ TEST_CASE(ratelimit_bucket)
     CHECK_INT_EQ(ratelimit_take(&open, 1e9, 0), 0);
     ratelimit_clear(&open);
 }
+
+#include "aws/endpoint.h"
+
+TEST_CASE(endpoint_base)
+{
+    char errbuf[ASSAY_ERRBUF_SIZE];
+    char *u = endpoint_base_new(NULL, "monitoring", "eu-west-1", 1, errbuf);
+    CHECK_STR_EQ(u, "https://monitoring.eu-west-1.amazonaws.com/");
+    free(u);
+    u = endpoint_base_new("", "sns", "cn-north-1", 0, errbuf);
+    CHECK_STR_EQ(u, "https://sns.cn-north-1.amazonaws.com.cn");
+    free(u);
+    u = endpoint_base_new("http://127.0.0.1:4566//", "sns", "us-east-1", 1, errbuf);
+    CHECK_STR_EQ(u, "http://127.0.0.1:4566/");
+    free(u);
+    u = endpoint_base_new("http://127.0.0.1:4566/", "bedrock-runtime", "us-east-1", 0, errbuf);
+    CHECK_STR_EQ(u, "http://127.0.0.1:4566");
+    free(u);
+    CHECK(endpoint_base_new("ftp://x", "sns", "us-east-1", 1, errbuf) == NULL);
+    CHECK(strstr(errbuf, "not an http(s) URL") != NULL);
+}
