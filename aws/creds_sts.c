@@ -229,16 +229,6 @@ out:
 
 /* ---- the provider ---- */
 
-/* One key=value pair of a form body, both RFC 3986-encoded (aws/sigv4.h). */
-static void form_add(struct buf *b, const char *key, const char *value)
-{
-    if (b->len)
-        buf_append_char(b, '&');
-    sigv4_uri_encode(b, key, strlen(key));
-    buf_append_char(b, '=');
-    sigv4_uri_encode(b, value, strlen(value));
-}
-
 /* The STS endpoint: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, else regional. */
 static char *sts_endpoint(const struct creds_options *opt)
 {
@@ -298,11 +288,11 @@ enum assay_err creds_web_identity_fetch(struct creds_provider *p, struct creds *
     http_request_header_set(&req, "Content-Type",
                             "application/x-www-form-urlencoded; charset=utf-8");
     http_request_header_set(&req, "Accept", "text/xml");
-    form_add(&req.body, "Action", "AssumeRoleWithWebIdentity");
-    form_add(&req.body, "Version", "2011-06-15");
-    form_add(&req.body, "RoleArn", role);
-    form_add(&req.body, "RoleSessionName", name);
-    form_add(&req.body, "WebIdentityToken", token);
+    sigv4_form_param_append(&req.body, "Action", "AssumeRoleWithWebIdentity");
+    sigv4_form_param_append(&req.body, "Version", "2011-06-15");
+    sigv4_form_param_append(&req.body, "RoleArn", role);
+    sigv4_form_param_append(&req.body, "RoleSessionName", name);
+    sigv4_form_param_append(&req.body, "WebIdentityToken", token);
 
     int64_t timeout = opt->http_timeout_ms > 0 ? opt->http_timeout_ms : DEFAULT_HTTP_TIMEOUT_MS;
     err = creds_http_perform(opt, &req, &resp, timeout, errbuf);

@@ -555,6 +555,15 @@ void sigv4_uri_encode(struct buf *out, const char *p, size_t n)
     }
 }
 
+void sigv4_form_param_append(struct buf *out, const char *key, const char *value)
+{
+    if (out->len)
+        buf_append_char(out, '&');
+    sigv4_uri_encode(out, key, strlen(key));
+    buf_append_char(out, '=');
+    sigv4_uri_encode(out, value, strlen(value));
+}
+
 /* RFC 3986 encoding of n bytes (unreserved kept, all else %XX). */
 static void put_encoded(struct sink *s, const char *p, size_t n)
 {

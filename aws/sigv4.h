@@ -163,6 +163,9 @@ bool sigv4_key_cache_get(struct sigv4_key_cache *cache, const struct sigv4_crede
  */
 size_t sigv4_uri_encode_byte(unsigned char c, char out[3]);
 void sigv4_uri_encode(struct buf *out, const char *p, size_t n);
+/* Appends key=value to a form body (with '&' before it unless out is empty),
+ * both encoded as above: the query-protocol bodies of STS and SNS. */
+void sigv4_form_param_append(struct buf *out, const char *key, const char *value);
 
 /*
  * Staged functions: each stage of the algorithm on its own, for tests and for

@@ -166,25 +166,16 @@ enum assay_err sns_publish_validate(const struct sns_publish_input *in, char *er
 
 /* ------------------------------------------------------------------ body -- */
 
-static void form_add(struct buf *b, const char *key, const char *value)
-{
-    if (b->len)
-        buf_append_char(b, '&');
-    sigv4_uri_encode(b, key, strlen(key));
-    buf_append_char(b, '=');
-    sigv4_uri_encode(b, value, strlen(value));
-}
-
 void sns_publish_body(const struct sns_publish_input *in, struct buf *out)
 {
     /* Action and Version first, then the members in the service model's
      * order (TopicArn, Message, Subject), as the SDKs write them. */
-    form_add(out, "Action", "Publish");
-    form_add(out, "Version", SNS_API_VERSION);
-    form_add(out, "TopicArn", in->topic_arn ? in->topic_arn : "");
-    form_add(out, "Message", in->message ? in->message : "");
+    sigv4_form_param_append(out, "Action", "Publish");
+    sigv4_form_param_append(out, "Version", SNS_API_VERSION);
+    sigv4_form_param_append(out, "TopicArn", in->topic_arn ? in->topic_arn : "");
+    sigv4_form_param_append(out, "Message", in->message ? in->message : "");
     if (in->subject)
-        form_add(out, "Subject", in->subject);
+        sigv4_form_param_append(out, "Subject", in->subject);
 }
 
 /* ---------------------------------------------------------------- answer -- */

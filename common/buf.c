@@ -112,11 +112,21 @@ void buf_append_json_escaped(struct buf *b, const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         switch (c) {
-        case '"': buf_append(b, "\\\"", 2); break;
-        case '\\': buf_append(b, "\\\\", 2); break;
-        case '\n': buf_append(b, "\\n", 2); break;
-        case '\r': buf_append(b, "\\r", 2); break;
-        case '\t': buf_append(b, "\\t", 2); break;
+        case '"':
+            buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            buf_append(b, "\\t", 2);
+            break;
         default:
             if (c < 0x20 || c == 0x7f) {
                 char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
@@ -124,6 +134,31 @@ void buf_append_json_escaped(struct buf *b, const char *s, size_t n)
             } else {
                 buf_append_char(b, (char)c);
             }
+        }
+    }
+}
+
+void buf_append_xml_escaped(struct buf *b, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '&':
+            buf_append_str(b, "&amp;");
+            break;
+        case '<':
+            buf_append_str(b, "&lt;");
+            break;
+        case '>':
+            buf_append_str(b, "&gt;");
+            break;
+        case '"':
+            buf_append_str(b, "&quot;");
+            break;
+        case '\'':
+            buf_append_str(b, "&#39;");
+            break;
+        default:
+            buf_append_char(b, *s);
         }
     }
 }

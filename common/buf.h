@@ -15,7 +15,10 @@ struct buf {
     size_t cap;
 };
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT                                                                                   \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void buf_init(struct buf *b);
 /* Frees the storage and leaves an empty buffer. Accepts NULL. */
@@ -34,6 +37,11 @@ void buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(prin
 void buf_append_utf8(struct buf *b, unsigned long cp);
 /* Appends s as the inside of a JSON string (quotes not included). */
 void buf_append_json_escaped(struct buf *b, const char *s, size_t n);
+/*
+ * Appends the NUL-terminated s (NULL: nothing) escaped for XML and HTML text
+ * and attribute values: & < > " ' as &amp; &lt; &gt; &quot; &#39;.
+ */
+void buf_append_xml_escaped(struct buf *b, const char *s);
 /* The text, "" for an empty buffer; borrowed, valid until the next change. */
 const char *buf_cstr(const struct buf *b);
 /* Hands the storage to the caller (free() it) and leaves the buffer empty. */

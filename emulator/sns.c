@@ -169,31 +169,6 @@ static const char *form_get(const struct form *f, const char *name)
 
 /* ---- answers ---- */
 
-static void xml_escaped(struct buf *b, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            buf_append_str(b, "&amp;");
-            break;
-        case '<':
-            buf_append_str(b, "&lt;");
-            break;
-        case '>':
-            buf_append_str(b, "&gt;");
-            break;
-        case '"':
-            buf_append_str(b, "&quot;");
-            break;
-        case '\'':
-            buf_append_str(b, "&apos;");
-            break;
-        default:
-            buf_append_char(b, *s);
-        }
-    }
-}
-
 static void sns_error(const struct router_request *req, struct router_response *resp, int status,
                       const char *code, const char *message)
 {
@@ -204,11 +179,11 @@ static void sns_error(const struct router_request *req, struct router_response *
     buf_append_str(&resp->body, "<ErrorResponse xmlns=\"" SNS_XMLNS "\">\n  <Error>\n    <Type>");
     buf_append_str(&resp->body, status >= 500 ? "Receiver" : "Sender");
     buf_append_str(&resp->body, "</Type>\n    <Code>");
-    xml_escaped(&resp->body, code);
+    buf_append_xml_escaped(&resp->body, code);
     buf_append_str(&resp->body, "</Code>\n    <Message>");
-    xml_escaped(&resp->body, message);
+    buf_append_xml_escaped(&resp->body, message);
     buf_append_str(&resp->body, "</Message>\n  </Error>\n  <RequestId>");
-    xml_escaped(&resp->body, req->request_id);
+    buf_append_xml_escaped(&resp->body, req->request_id);
     buf_append_str(&resp->body, "</RequestId>\n</ErrorResponse>\n");
 }
 

@@ -59,31 +59,6 @@ static void md_text(struct buf *b, const char *s)
     }
 }
 
-static void html_text(struct buf *b, const char *s)
-{
-    for (; s && *s; s++) {
-        switch (*s) {
-        case '&':
-            buf_append_str(b, "&amp;");
-            break;
-        case '<':
-            buf_append_str(b, "&lt;");
-            break;
-        case '>':
-            buf_append_str(b, "&gt;");
-            break;
-        case '"':
-            buf_append_str(b, "&quot;");
-            break;
-        case '\'':
-            buf_append_str(b, "&#39;");
-            break;
-        default:
-            buf_append_char(b, *s);
-        }
-    }
-}
-
 typedef void (*escape_fn)(struct buf *b, const char *s);
 
 static const char *str_or(const json_t *o, const char *k, const char *dflt)
@@ -339,7 +314,7 @@ static void svg_chart(struct buf *b, const char *rubric, const json_t *history)
                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                 "viewBox=\"0 0 %d %d\" role=\"img\">\n<title>",
                 CHART_W, CHART_H, CHART_W, CHART_H);
-    html_text(b, rubric);
+    buf_append_xml_escaped(b, rubric);
     buf_append_str(b, ": mean score per run</title>\n");
     buf_appendf(b,
                 "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
@@ -369,7 +344,7 @@ static void svg_chart(struct buf *b, const char *rubric, const json_t *history)
         buf_appendf(&pts, "%s%.1f,%.1f", pts.len ? " " : "", x, y);
         buf_appendf(&dots, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#1f77b4\"><title>", x,
                     y);
-        html_text(&dots, str_or(run, "run_id", "?"));
+        buf_append_xml_escaped(&dots, str_or(run, "run_id", "?"));
         buf_appendf(&dots, ": %.3f</title></circle>\n", m);
     }
     if (pts.len)
@@ -380,7 +355,7 @@ static void svg_chart(struct buf *b, const char *rubric, const json_t *history)
     if (dots.len)
         buf_append_str(b, dots.data);
     buf_appendf(b, "<text x=\"%d\" y=\"%d\" font-size=\"12\">", CHART_PAD, CHART_PAD - 10);
-    html_text(b, rubric);
+    buf_append_xml_escaped(b, rubric);
     buf_appendf(b, " (%zu runs, oldest left)</text>\n</svg>\n", n);
     buf_clear(&pts);
     buf_clear(&dots);
@@ -391,26 +366,26 @@ void golden_report_html(const json_t *s, const json_t *history, struct buf *b)
     bool cal = is_calibration(s);
     buf_append_str(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
                       "<title>assay golden-set run ");
-    html_text(b, str_or(s, "run_id", "?"));
+    buf_append_xml_escaped(b, str_or(s, "run_id", "?"));
     buf_append_str(b, "</title>\n<style>body{font-family:sans-serif;margin:2em}"
                       "table{border-collapse:collapse}td,th{border:1px solid #ccc;"
                       "padding:4px 8px}.bad{color:#b00;font-weight:bold}</style>\n</head>\n"
                       "<body>\n<h1>Golden-set run ");
-    html_text(b, str_or(s, "run_id", "?"));
+    buf_append_xml_escaped(b, str_or(s, "run_id", "?"));
     buf_append_str(b, "</h1>\n<ul>\n<li>Dataset: ");
-    html_text(b, str_or(s, "dataset", "?"));
+    buf_append_xml_escaped(b, str_or(s, "dataset", "?"));
     buf_append_str(b, " (");
-    html_text(b, str_or(s, "kind", "?"));
+    buf_append_xml_escaped(b, str_or(s, "kind", "?"));
     buf_append_str(b, ", ");
     num(b, s, "items", "int");
     buf_append_str(b, " items)</li>\n<li>Target model: ");
-    html_text(b, str_or(s, "target_model", "none"));
+    buf_append_xml_escaped(b, str_or(s, "target_model", "none"));
     buf_append_str(b, "</li>\n<li>Judge model: ");
-    html_text(b, str_or(s, "judge_model", "none"));
+    buf_append_xml_escaped(b, str_or(s, "judge_model", "none"));
     buf_append_str(b, "</li>\n<li>Started: ");
-    html_text(b, str_or(s, "started_at", "?"));
+    buf_append_xml_escaped(b, str_or(s, "started_at", "?"));
     buf_append_str(b, "</li>\n<li>Compared with: ");
-    html_text(b, str_or(s, "baseline_run_id", "nothing (first run)"));
+    buf_append_xml_escaped(b, str_or(s, "baseline_run_id", "nothing (first run)"));
     buf_append_str(b, "</li>\n<li>Result: <strong>");
     if (cal)
         buf_append_str(b, json_is_true(json_object_get(s, "judge_drift")) ? "judge drifted"
@@ -427,7 +402,7 @@ void golden_report_html(const json_t *s, const json_t *history, struct buf *b)
     json_array_foreach(json_object_get(s, "rubrics"), i, r)
     {
         struct buf c[7] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
-        rubric_cells(r, html_text, c);
+        rubric_cells(r, buf_append_xml_escaped, c);
         const char *cs[7];
         for (size_t k = 0; k < 7; k++)
             cs[k] = cell(&c[k]);
@@ -449,7 +424,7 @@ void golden_report_html(const json_t *s, const json_t *history, struct buf *b)
                 continue;
             struct buf c[7] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT,
                                BUF_INIT, BUF_INIT, BUF_INIT};
-            agreement_cells(r, html_text, c);
+            agreement_cells(r, buf_append_xml_escaped, c);
             const char *cs[7];
             for (size_t k = 0; k < 7; k++)
                 cs[k] = cell(&c[k]);
@@ -470,7 +445,7 @@ void golden_report_html(const json_t *s, const json_t *history, struct buf *b)
         json_array_foreach(worse, i, w)
         {
             struct buf c[4] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
-            worse_cells(w, html_text, c);
+            worse_cells(w, buf_append_xml_escaped, c);
             const char *cs[4] = {cell(&c[0]), cell(&c[1]), cell(&c[2]), cell(&c[3])};
             html_row(b, "td", cs, 4);
             cells_clear(c, 4);

@@ -53,3 +53,12 @@ TEST_CASE(utf8_encoding)
     CHECK_INT_EQ(b.len, 10);
     buf_clear(&b);
 }
+
+TEST_CASE(xml_escape)
+{
+    struct buf b = BUF_INIT;
+    buf_append_xml_escaped(&b, "a<b>&\"c\"'d'\xc3\xa9");
+    buf_append_xml_escaped(&b, NULL);
+    CHECK_STR_EQ(buf_cstr(&b), "a&lt;b&gt;&amp;&quot;c&quot;&#39;d&#39;\xc3\xa9");
+    buf_clear(&b);
+}
