@@ -198,6 +198,13 @@ static enum MHD_Result send_error(struct request *r, enum assay_err err, const c
     return send_buf(r, assay_err_http_status(err), "application/json", &b, hname, hvalue);
 }
 
+/* A store read failed: the detail goes to the log (it may name files), the client gets the code. */
+static enum MHD_Result send_store_error(struct request *r, enum assay_err err, const char *detail)
+{
+    LOG_ERROR("http.store_error", LOG_S("request_id", r->id), LOG_S("detail", detail));
+    return send_error(r, err, NULL, -1, NULL);
+}
+
 static void json_member_str(struct buf *b, const char *key, const char *v, bool comma)
 {
     buf_appendf(b, "%s\"%s\":", comma ? "," : "", key);
@@ -547,8 +554,7 @@ static enum MHD_Result sample_get(struct request *r)
     if (err == ASSAY_ERR_INVALID_ARGUMENT)
         return send_error(r, err, "the id exists under several apps; add ?app=NAME", -1, "app");
     if (err != ASSAY_OK) {
-        LOG_ERROR("http.store_error", LOG_S("request_id", r->id), LOG_S("detail", errbuf));
-        return send_error(r, err, NULL, -1, NULL);
+        return send_store_error(r, err, errbuf);
     }
     if (!allows(r, info.app)) {
         store_sample_info_clear(&info);
@@ -589,8 +595,7 @@ static enum MHD_Result series_list(struct request *r)
     enum assay_err err = store_series_list(st, &l, errbuf);
     store_release(r->api);
     if (err != ASSAY_OK) {
-        LOG_ERROR("http.store_error", LOG_S("request_id", r->id), LOG_S("detail", errbuf));
-        return send_error(r, err, NULL, -1, NULL);
+        return send_store_error(r, err, errbuf);
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < l.n; i++) {
@@ -632,8 +637,7 @@ static enum MHD_Result alarms_list(struct request *r)
     enum assay_err err = store_alarm_list(st, since, (size_t)limit, &l, errbuf);
     store_release(r->api);
     if (err != ASSAY_OK) {
-        LOG_ERROR("http.store_error", LOG_S("request_id", r->id), LOG_S("detail", errbuf));
-        return send_error(r, err, NULL, -1, NULL);
+        return send_store_error(r, err, errbuf);
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < l.n; i++) {
@@ -729,8 +733,7 @@ static enum MHD_Result rebaseline_post(struct request *r)
     store_release(api);
     json_decref(body);
     if (err != ASSAY_OK) {
-        LOG_ERROR("http.store_error", LOG_S("request_id", r->id), LOG_S("detail", errbuf));
-        return send_error(r, err, NULL, -1, NULL);
+        return send_store_error(r, err, errbuf);
     }
     LOG_INFO("series.rebaseline_requested", LOG_S("request_id", r->id),
              LOG_I("series", json_array_size(affected)));
@@ -752,8 +755,7 @@ static enum MHD_Result golden_run_get(struct request *r)
         return send_error(r, err, "no golden run has this id", -1, NULL);
     if (err != ASSAY_OK || l.n != 1) {
         store_golden_run_list_clear(&l);
-        LOG_ERROR("http.store_error", LOG_S("request_id", r->id), LOG_S("detail", errbuf));
-        return send_error(r, err != ASSAY_OK ? err : ASSAY_ERR_INTERNAL, NULL, -1, NULL);
+        return send_store_error(r, err != ASSAY_OK ? err : ASSAY_ERR_INTERNAL, errbuf);
     }
     const struct store_golden_run *g = &l.runs[0];
     char created[25], updated[25];
