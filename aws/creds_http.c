@@ -505,14 +505,38 @@ static int valid_role_name(const char *s, size_t n)
     return 1;
 }
 
+/*
+ * One IMDS call: method on base + path with one header (the token request's
+ * TTL, or the session token), never through a proxy. resp is wiped first and
+ * filled; the request (holding the token) is wiped before returning.
+ */
+static enum assay_err imds_call(const struct creds_options *opt, const char *method,
+                                const char *base, const char *path, const char *path2,
+                                const char *hname, const char *hvalue, int64_t timeout,
+                                struct http_response *resp, char *errbuf)
+{
+    struct buf url = BUF_INIT;
+    buf_append_str(&url, base);
+    buf_append_str(&url, path);
+    buf_append_str(&url, path2);
+    struct http_request req;
+    http_request_init(&req, method, buf_cstr(&url));
+    req.direct = 1; /* metadata endpoints are never reached through a proxy */
+    http_request_header_set(&req, hname, hvalue);
+    creds_http_response_wipe(resp);
+    http_response_init(resp);
+    enum assay_err err = creds_http_perform(opt, &req, resp, timeout, errbuf);
+    creds_http_request_wipe(&req);
+    buf_clear(&url);
+    return err;
+}
+
 enum assay_err creds_imds_fetch(struct creds_provider *p, struct creds *out, char *errbuf)
 {
     const struct creds_options *opt = &p->opt;
     enum assay_err err = ASSAY_OK;
-    struct http_request req;
     struct http_response resp;
-    char *base = NULL, *url = NULL, *token = NULL, *role = NULL;
-    int have_http = 0;
+    char *base = NULL, *token = NULL, *role = NULL;
 
     if (creds_env_true(opt, "AWS_EC2_METADATA_DISABLED"))
         return assay_errbuf_set(errbuf, ASSAY_ERR_NO_CREDENTIALS,
@@ -531,17 +555,12 @@ enum assay_err creds_imds_fetch(struct creds_provider *p, struct creds *out, cha
     while (bl && ep[bl - 1] == '/')
         bl--;
     base = xstrndup(ep, bl);
+    http_response_init(&resp);
 
     /* 1. A session token (IMDSv2). Unreachable means "not on EC2". */
-    struct buf u = BUF_INIT;
-    buf_appendf(&u, "%s/latest/api/token", base);
-    url = buf_detach(&u, NULL);
-    http_request_init(&req, "PUT", url);
-    req.direct = 1; /* metadata endpoints are never reached through a proxy */
-    http_response_init(&resp);
-    have_http = 1;
-    http_request_header_set(&req, "X-aws-ec2-metadata-token-ttl-seconds", IMDS_TOKEN_TTL_S);
-    err = creds_http_perform(opt, &req, &resp, timeout, errbuf);
+    err =
+        imds_call(opt, "PUT", base, "/latest/api/token", "", "X-aws-ec2-metadata-token-ttl-seconds",
+                  IMDS_TOKEN_TTL_S, timeout, &resp, errbuf);
     if (err == ASSAY_ERR_TIMEOUT || err == ASSAY_ERR_TRANSPORT) {
         char detail[ASSAY_ERRBUF_SIZE];
         snprintf(detail, sizeof detail, "%s", errbuf ? errbuf : "");
@@ -569,22 +588,10 @@ enum assay_err creds_imds_fetch(struct creds_provider *p, struct creds *out, cha
         }
         token = xstrndup(t, tl);
     }
-    creds_http_request_wipe(&req);
-    creds_http_response_wipe(&resp);
-    have_http = 0;
-    free(url);
-    url = NULL;
 
     /* 2. The role name. */
-    u = (struct buf)BUF_INIT;
-    buf_appendf(&u, "%s/latest/meta-data/iam/security-credentials/", base);
-    url = buf_detach(&u, NULL);
-    http_request_init(&req, "GET", url);
-    req.direct = 1; /* metadata endpoints are never reached through a proxy */
-    http_response_init(&resp);
-    have_http = 1;
-    http_request_header_set(&req, "X-aws-ec2-metadata-token", token);
-    err = creds_http_perform(opt, &req, &resp, timeout, errbuf);
+    err = imds_call(opt, "GET", base, "/latest/meta-data/iam/security-credentials/", "",
+                    "X-aws-ec2-metadata-token", token, timeout, &resp, errbuf);
     if (err != ASSAY_OK)
         goto out;
     if (resp.status == 404) {
@@ -610,22 +617,10 @@ enum assay_err creds_imds_fetch(struct creds_provider *p, struct creds *out, cha
         }
         role = xstrndup(r, rl);
     }
-    creds_http_request_wipe(&req);
-    creds_http_response_wipe(&resp);
-    have_http = 0;
-    free(url);
-    url = NULL;
 
     /* 3. The role's credentials. */
-    u = (struct buf)BUF_INIT;
-    buf_appendf(&u, "%s/latest/meta-data/iam/security-credentials/%s", base, role);
-    url = buf_detach(&u, NULL);
-    http_request_init(&req, "GET", url);
-    req.direct = 1; /* metadata endpoints are never reached through a proxy */
-    http_response_init(&resp);
-    have_http = 1;
-    http_request_header_set(&req, "X-aws-ec2-metadata-token", token);
-    err = creds_http_perform(opt, &req, &resp, timeout, errbuf);
+    err = imds_call(opt, "GET", base, "/latest/meta-data/iam/security-credentials/", role,
+                    "X-aws-ec2-metadata-token", token, timeout, &resp, errbuf);
     if (err != ASSAY_OK)
         goto out;
     if (resp.status != 200) {
@@ -639,13 +634,9 @@ enum assay_err creds_imds_fetch(struct creds_provider *p, struct creds *out, cha
         LOG_DEBUG("creds.imds", LOG_S("role", role));
     }
 out:
-    if (have_http) {
-        creds_http_request_wipe(&req);
-        creds_http_response_wipe(&resp);
-    }
+    creds_http_response_wipe(&resp);
     secure_free_str(token);
     free(role);
-    free(url);
     free(base);
     return err;
 }
