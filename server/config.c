@@ -405,6 +405,7 @@ static enum assay_err load_server(const struct loader *l, const json_t *root, st
                                         "retention_days",
                                         "threads",
                                         "retention_interval_s",
+                                        "commit_wait_us",
                                         NULL};
     if (s)
         warn_unknown(l, s, "server", known);
@@ -421,7 +422,9 @@ static enum assay_err load_server(const struct loader *l, const json_t *root, st
              get_int(l, s, "server", "retention_days", 0, 36500, 30, &c->server.retention_days)) ||
         (err = get_int(l, s, "server", "retention_interval_s", 1, 86400 * 7, 3600,
                        &c->server.retention_interval_s)) ||
-        (err = get_int(l, s, "server", "threads", 0, 1024, 0, &threads)))
+        (err = get_int(l, s, "server", "threads", 0, 1024, 0, &threads)) ||
+        (err = get_int(l, s, "server", "commit_wait_us", 0, 1000000, 500,
+                       &c->server.commit_wait_us)))
         return err;
     c->server.threads = (int)threads;
     return ASSAY_OK;

@@ -92,6 +92,7 @@ struct config {
         int64_t retention_days;       /* judged samples kept; 30 (0: kept for ever) */
         int64_t retention_interval_s; /* how often the sweep runs; 3,600 */
         int threads;                  /* HTTP threads; 0 = one per core */
+        int64_t commit_wait_us;       /* an insert's wait for others to share its commit */
     } server;
 
     json_t *monitor; /* borrowed from root, or NULL */

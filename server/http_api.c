@@ -3,6 +3,7 @@
  * every route of the HTTP API, on libmicrohttpd. Started by server/cmd_serve.
  * docs/internals/API.md describes the behaviours decided here.
  */
+#define _GNU_SOURCE /* ppoll: a wait finer than a millisecond (loop_linger) */
 #include "server/http_api.h"
 
 #include "common/alloc.h"
@@ -20,6 +21,7 @@
 #include "server/store.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -31,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -74,10 +78,39 @@ static const struct {
 
 enum insert_state { INSERT_NONE, INSERT_PENDING, INSERT_DONE };
 
+/* How long an event loop waits for events before it looks at its flags. */
+#define LOOP_WAIT_MS 100
+
+struct request;
+
+/*
+ * One event loop: a libmicrohttpd daemon in external-loop mode on the shared
+ * listening socket, run by its own thread. Inserts suspended during a turn
+ * are committed together at the end of the turn, on this thread
+ * (loop_flush), and resumed; see docs/internals/HTTP.md.
+ */
+struct loop {
+    struct http_api *api;
+    struct MHD_Daemon *daemon;
+    pthread_t thread;
+    bool started;
+    bool quiesced;          /* this daemon gave the listening socket back */
+    int epoll_fd;           /* the daemon's, to wait on it with a finer timeout */
+    struct request *batch;  /* suspended inserts of this turn, newest first */
+    size_t batch_n;
+    struct store_insert *ins; /* loop_flush's scratch array */
+    size_t ins_cap;
+};
+
 struct http_api {
     struct http_api_options o;
-    struct MHD_Daemon *daemon;
-    bool quiesced; /* the listening socket was taken back and closed */
+    struct loop *loops;
+    unsigned n_loops;
+    int listen_fd;
+    atomic_bool stopping;       /* the loops end their thread */
+    atomic_bool quiesce_wanted; /* the loops stop accepting connections */
+    atomic_uint quiesced_loops;
+    bool listen_closed;
     uint16_t port;
     pthread_rwlock_t store_lock; /* readers use the store and series; the setters write */
     struct store *store;
@@ -119,6 +152,7 @@ struct request {
     char **docs;
     enum sampler_decision *decisions;
     bool counted_inflight;
+    struct request *batch_next; /* in its loop's batch */
     atomic_int insert_state;
     enum assay_err insert_err;
     char insert_detail[ASSAY_ERRBUF_SIZE];
@@ -317,14 +351,8 @@ static void iso_ms(int64_t ms, char out[25])
 
 /* ------------------------------------------------------- POST /v1/samples */
 
-static void on_inserted(void *ctx, enum assay_err err, const char *detail)
-{
-    struct request *r = ctx;
-    r->insert_err = err;
-    snprintf(r->insert_detail, sizeof r->insert_detail, "%s", detail && err ? detail : "");
-    atomic_store(&r->insert_state, INSERT_DONE);
-    MHD_resume_connection(r->con);
-}
+/* The loop whose thread this is (every handler runs on one). */
+static _Thread_local struct loop *tl_loop;
 
 static void release_chosen(struct request *r, bool only_duplicates)
 {
@@ -476,25 +504,68 @@ static enum MHD_Result samples_post(struct request *r)
     }
     free(apps);
 
+    store_release(api);
+
     /*
-     * Suspend before handing the batch over: the store's callback resumes the
-     * connection, possibly before this function returns.
+     * The insert waits for the end of this turn of the loop, where every
+     * insert of the turn is committed as one group (loop_flush); the
+     * connection sleeps until then.
      */
+    struct loop *L = tl_loop;
     atomic_fetch_add(&api->inflight, 1);
     r->counted_inflight = true;
     atomic_store(&r->insert_state, INSERT_PENDING);
     MHD_suspend_connection(r->con);
+    r->batch_next = L->batch;
+    L->batch = r;
+    L->batch_n++;
+    return MHD_YES;
+}
+
+/*
+ * Commits the inserts gathered during a turn as one group on this thread (one
+ * transaction, one sync: server/store_sqlite), then resumes their
+ * connections; the next turn answers them (samples_answer).
+ */
+static void loop_flush(struct loop *L)
+{
+    size_t n = L->batch_n;
+    if (n == 0)
+        return;
+    struct http_api *api = L->api;
+    struct request *list = L->batch;
+    L->batch = NULL;
+    L->batch_n = 0;
+    if (n > L->ins_cap) {
+        L->ins_cap = n > 2 * L->ins_cap ? n : 2 * L->ins_cap;
+        L->ins = xrealloc(L->ins, L->ins_cap * sizeof *L->ins);
+    }
+    size_t i = n; /* the list is newest first: commit in arrival order */
+    for (struct request *r = list; r; r = r->batch_next) {
+        i--;
+        L->ins[i].samples = r->rows;
+        L->ins[i].n = r->batch.n;
+    }
     char detail[ASSAY_ERRBUF_SIZE] = "";
-    err = store_sample_insert_async(st, r->rows, n, on_inserted, r, detail);
-    store_release(api);
-    if (err != ASSAY_OK) {
-        /* The callback will not fire: answer from here once resumed. */
-        r->insert_err = err;
-        snprintf(r->insert_detail, sizeof r->insert_detail, "%s", detail);
+    enum assay_err err = ASSAY_ERR_CANCELLED;
+    struct store *st = store_acquire(api);
+    if (st) {
+        err = store_sample_insert_group(st, L->ins, n, detail);
+        store_release(api);
+    } else {
+        snprintf(detail, sizeof detail, "the store is closed");
+    }
+    i = n;
+    for (struct request *r = list, *next; r; r = next) {
+        next = r->batch_next;
+        i--;
+        r->batch_next = NULL;
+        r->insert_err = err != ASSAY_OK ? err : L->ins[i].err;
+        snprintf(r->insert_detail, sizeof r->insert_detail, "%s",
+                 err != ASSAY_OK ? detail : L->ins[i].errbuf);
         atomic_store(&r->insert_state, INSERT_DONE);
         MHD_resume_connection(r->con);
     }
-    return MHD_YES;
 }
 
 /* ----------------------------------------------------- GET /v1/samples/{id} */
@@ -1080,6 +1151,99 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
     LOG_WARN("mhd.message", LOG_S("message", line));
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Before a commit: while some connection of this loop could still send an
+ * insert (not every connection waits in the batch), keep serving for up to
+ * server.commit_wait_us so that more inserts share the transaction and the
+ * sync. Under load the batch fills at once; a lone client waits the bound.
+ */
+static void loop_linger(struct loop *L)
+{
+    int64_t wait_ns = L->api->o.cfg->server.commit_wait_us * 1000;
+    if (L->batch_n == 0 || wait_ns <= 0 || atomic_load(&L->api->stopping))
+        return;
+    int64_t deadline = mono_ns() + wait_ns;
+    for (;;) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(L->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!info || L->batch_n >= info->num_connections)
+            return;
+        int64_t left = deadline - mono_ns();
+        if (left <= 0)
+            return;
+        MHD_UNSIGNED_LONG_LONG mhd_ms = 0;
+        if (MHD_get_timeout(L->daemon, &mhd_ms) == MHD_YES && (int64_t)mhd_ms * 1000000 < left)
+            left = (int64_t)mhd_ms * 1000000;
+        struct timespec ts = {left / 1000000000, left % 1000000000};
+        struct pollfd p = {.fd = L->epoll_fd, .events = POLLIN};
+        ppoll(&p, 1, &ts, NULL);
+        MHD_run(L->daemon);
+    }
+}
+
+/*
+ * A loop's thread: turns of libmicrohttpd's event processing, each followed
+ * by the commit of the inserts it gathered. Ends on api->stopping after a
+ * last commit and a last turn that answers it.
+ */
+static void *loop_main(void *arg)
+{
+    struct loop *L = arg;
+    struct http_api *api = L->api;
+    tl_loop = L;
+    prctl(PR_SET_NAME, "assay-http"); /* for top -H, perf and /proc */
+    while (!atomic_load(&api->stopping)) {
+        MHD_run_wait(L->daemon, LOOP_WAIT_MS);
+        if (atomic_load(&api->quiesce_wanted) && !L->quiesced) {
+            MHD_quiesce_daemon(L->daemon); /* the socket is the api's: closed once, by it */
+            L->quiesced = true;
+            atomic_fetch_add(&api->quiesced_loops, 1);
+        }
+        loop_linger(L);
+        loop_flush(L);
+    }
+    loop_flush(L);
+    MHD_run(L->daemon);
+    return NULL;
+}
+
+/* The listening socket all loops accept from (the kernel hands each new
+ * connection to one of them). */
+static enum assay_err listen_open(struct http_api *api, const struct sockaddr *sa, socklen_t len,
+                                  char *errbuf)
+{
+    const char *listen_s = api->o.cfg->listen;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return assay_errbuf_set(errbuf, ASSAY_ERR_IO, "listen: cannot create a socket: %s",
+                                strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, sa, len) != 0 || listen(fd, 1024) != 0) {
+        int e = errno;
+        close(fd);
+        return assay_errbuf_set(errbuf, ASSAY_ERR_IO, "listen: cannot serve on %s: %s", listen_s,
+                                strerror(e));
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+        api->port = ntohs(bound.ss_family == AF_INET6
+                              ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                              : ((struct sockaddr_in *)&bound)->sin_port);
+    api->listen_fd = fd;
+    return ASSAY_OK;
+}
+
 int http_api_parse_listen(const char *listen, char *host, size_t host_size, uint16_t *port)
 {
     if (!listen)
@@ -1152,6 +1316,7 @@ enum assay_err http_api_start(const struct http_api_options *o, struct http_api 
         ((struct sockaddr_in *)&addr)->sin_port = htons(port);
 
     api = xcalloc(1, sizeof *api);
+    api->listen_fd = -1;
     api->o = *o;
     api->store = o->store;
     pthread_rwlock_init(&api->store_lock, NULL);
@@ -1169,22 +1334,39 @@ enum assay_err http_api_start(const struct http_api_options *o, struct http_api 
         long nproc = sysconf(_SC_NPROCESSORS_ONLN);
         threads = nproc > 0 ? (unsigned)nproc : 1;
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if ((err = listen_open(api, (struct sockaddr *)&addr,
+                           v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+                           errbuf)) != ASSAY_OK)
+        goto out;
+    api->loops = xcalloc(threads, sizeof *api->loops);
+    api->n_loops = threads;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
-    /* The logger goes first, so that every message of start-up reaches it. */
-    api->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
-    if (!api->daemon) {
-        err = assay_errbuf_set(errbuf, ASSAY_ERR_IO, "listen: cannot serve on %s (address in use?)",
-                               o->cfg->listen);
-        goto out;
+    for (unsigned i = 0; i < threads; i++) {
+        struct loop *L = &api->loops[i];
+        L->api = api;
+        /* The logger goes first, so that every message of start-up reaches it. */
+        L->daemon = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
+            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)api->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
+            completed, api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+        if (!L->daemon) {
+            err = assay_errbuf_set(errbuf, ASSAY_ERR_IO, "listen: cannot serve on %s",
+                                   o->cfg->listen);
+            goto out;
+        }
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(L->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        L->epoll_fd = info ? info->epoll_fd : -1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    api->port = info ? info->port : port;
+    for (unsigned i = 0; i < threads; i++) {
+        struct loop *L = &api->loops[i];
+        if (pthread_create(&L->thread, NULL, loop_main, L) != 0) {
+            err = assay_errbuf_set(errbuf, ASSAY_ERR_INTERNAL, "listen: cannot start a thread");
+            goto out;
+        }
+        L->started = true;
+    }
     if (o->prom)
         prom_collector_add(o->prom, collect, api);
     if (o->cfg->n_keys == 0 && !is_loopback((struct sockaddr *)&addr))
@@ -1251,15 +1433,18 @@ bool http_api_ready(const struct http_api *api)
 int http_api_drain(struct http_api *api, int64_t timeout_ms)
 {
     atomic_store(&api->draining, true);
-    if (api->daemon && !api->quiesced) {
-        /* libmicrohttpd hands the listening socket over; closing it now makes
-         * new connections fail at once instead of waiting in the backlog. */
-        MHD_socket fd = MHD_quiesce_daemon(api->daemon);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
-        api->quiesced = true;
-    }
     int64_t deadline = clock_mono_ms(NULL) + timeout_ms;
+    /* Each loop stops accepting (on its thread); then closing the socket
+     * makes new connections fail at once instead of waiting in the backlog. */
+    atomic_store(&api->quiesce_wanted, true);
+    while (atomic_load(&api->quiesced_loops) < api->n_loops && clock_mono_ms(NULL) < deadline) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&api->quiesced_loops) == api->n_loops && !api->listen_closed) {
+        close(api->listen_fd);
+        api->listen_closed = true;
+    }
     int n;
     while ((n = atomic_load(&api->inflight)) > 0 && clock_mono_ms(NULL) < deadline) {
         struct timespec ts = {0, 10 * 1000 * 1000};
@@ -1272,8 +1457,23 @@ void http_api_free(struct http_api *api)
 {
     if (!api)
         return;
-    if (api->daemon)
-        MHD_stop_daemon(api->daemon);
+    atomic_store(&api->stopping, true);
+    for (unsigned i = 0; i < api->n_loops; i++)
+        if (api->loops[i].started)
+            pthread_join(api->loops[i].thread, NULL);
+    for (unsigned i = 0; i < api->n_loops; i++) {
+        struct loop *L = &api->loops[i];
+        if (!L->daemon)
+            continue;
+        /* Quiesced first, so that libmicrohttpd does not close the shared socket. */
+        if (!L->quiesced)
+            MHD_quiesce_daemon(L->daemon);
+        MHD_stop_daemon(L->daemon);
+        free(L->ins);
+    }
+    free(api->loops);
+    if (api->listen_fd >= 0 && !api->listen_closed)
+        close(api->listen_fd);
     pthread_rwlock_destroy(&api->store_lock);
     pthread_mutex_destroy(&api->depth_mu);
     free(api);

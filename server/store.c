@@ -11,6 +11,8 @@
 #include "judges/verdict.h"
 
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -281,6 +283,39 @@ enum assay_err store_sample_insert(struct store *s, struct store_sample *samples
     }
     pthread_cond_destroy(&w.cv);
     pthread_mutex_destroy(&w.mu);
+    return err;
+}
+
+enum assay_err store_sample_insert_group(struct store *s, struct store_insert *reqs, size_t n,
+                                         char *errbuf)
+{
+    if (!s || (n && !reqs))
+        return bad(errbuf, "no store or requests");
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].errbuf[0] = '\0';
+        reqs[i].err = check_samples(reqs[i].samples, reqs[i].n, reqs[i].errbuf);
+        any |= reqs[i].err == ASSAY_OK;
+    }
+    if (!any)
+        return ASSAY_OK;
+    if (!s->ops->sample_insert_group) {
+        for (size_t i = 0; i < n; i++)
+            if (reqs[i].err == ASSAY_OK)
+                reqs[i].err = store_sample_insert(s, reqs[i].samples, reqs[i].n, reqs[i].errbuf);
+        return ASSAY_OK;
+    }
+    /* Only the valid requests go to the backend. */
+    struct store_insert *ok = xcalloc(n, sizeof *ok);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (reqs[i].err == ASSAY_OK)
+            ok[m++] = reqs[i];
+    enum assay_err err = s->ops->sample_insert_group(s, ok, m, errbuf);
+    for (size_t i = 0, k = 0; i < n && err == ASSAY_OK; i++)
+        if (reqs[i].err == ASSAY_OK)
+            reqs[i] = ok[k++];
+    free(ok);
     return err;
 }
 

@@ -116,6 +116,24 @@ typedef void (*store_insert_cb)(void *ctx, enum assay_err err, const char *errbu
 enum assay_err store_sample_insert_async(struct store *s, struct store_sample *samples, size_t n,
                                          store_insert_cb cb, void *ctx, char *errbuf);
 
+/* One request of a group insert: its samples (borrowed), and its result. */
+struct store_insert {
+    struct store_sample *samples;
+    size_t n;
+    enum assay_err err;                /* out */
+    char errbuf[ASSAY_ERRBUF_SIZE];    /* out: the detail when err is not ASSAY_OK */
+};
+
+/*
+ * Inserts the requests as one group on the calling thread (for an event loop
+ * that gathered them): one transaction and one sync for all, each request
+ * stored whole or not at all (its err). Returns when every request's outcome
+ * is final and the stored ones are durable; ASSAY_OK then, or an error for
+ * the call as a whole (store closing, bad arguments), with nothing stored.
+ */
+enum assay_err store_sample_insert_group(struct store *s, struct store_insert *reqs, size_t n,
+                                         char *errbuf);
+
 /* ------------------------------------------------------------------- jobs */
 
 enum store_job_state { STORE_JOB_QUEUED, STORE_JOB_JUDGING, STORE_JOB_DONE, STORE_JOB_FAILED };

@@ -17,6 +17,9 @@
 struct store_ops {
     enum assay_err (*sample_insert_async)(struct store *s, struct store_sample *samples, size_t n,
                                           store_insert_cb cb, void *ctx, char *errbuf);
+    /* Optional (NULL: store.c runs the requests one by one, blocking). */
+    enum assay_err (*sample_insert_group)(struct store *s, struct store_insert *reqs, size_t n,
+                                          char *errbuf);
     enum assay_err (*job_claim)(struct store *s, size_t max, struct store_job_batch *out,
                                 char *errbuf);
     enum assay_err (*job_release)(struct store *s, int64_t job_id, char *errbuf);
