@@ -76,6 +76,7 @@ struct agg {
 struct table {
     struct agg **slots;
     size_t n_slots, n;
+    struct buf scratch; /* table_get's key */
 };
 
 struct regression_series {
@@ -323,6 +324,7 @@ static void table_clear(struct table *t)
             t->slots[i] = next;
         }
     free(t->slots);
+    buf_clear(&t->scratch);
     memset(t, 0, sizeof *t);
 }
 
@@ -342,31 +344,56 @@ static void table_grow(struct table *t)
     t->n_slots = n_slots;
 }
 
-/* The aggregate for (period, metric, dims), created when absent. */
+/* Appends the key of (period, metric, dims) to b: "PERIOD\x1fMETRIC" then "\x1fNAME=VALUE" per dim. */
+static void key_append(struct buf *b, int64_t period_ms, const char *metric,
+                       const char *const *names, const char *const *values, size_t n_dims)
+{
+    char d[24];
+    size_t i = sizeof d;
+    uint64_t v = period_ms < 0 ? (uint64_t)0 - (uint64_t)period_ms : (uint64_t)period_ms;
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (period_ms < 0)
+        d[--i] = '-';
+    buf_append(b, d + i, sizeof d - i);
+    buf_append_char(b, '\x1f');
+    buf_append_str(b, metric);
+    for (size_t k = 0; k < n_dims; k++) {
+        buf_append_char(b, '\x1f');
+        buf_append_str(b, names[k]);
+        buf_append_char(b, '=');
+        buf_append_str(b, values[k]);
+    }
+}
+
+/*
+ * The aggregate for (period, metric, dims), created when absent. Called for
+ * every sample and verdict, so the key is built without printf in a buffer
+ * that table keeps (t->scratch).
+ */
 static struct agg *table_get(struct table *t, int64_t period_ms, const struct metric_def *m,
                              const char *const *names, const char *const *values, size_t n_dims)
 {
-    struct buf dk = BUF_INIT, key = BUF_INIT;
-    for (size_t i = 0; i < n_dims; i++)
-        buf_appendf(&dk, "\x1f%s=%s", names[i], values[i]);
-    buf_appendf(&key, "%lld\x1f%s%s", (long long)period_ms, m->name, buf_cstr(&dk));
-    uint64_t h = fnv1a(buf_cstr(&key));
+    struct buf *key = &t->scratch;
+    buf_reset(key);
+    key_append(key, period_ms, m->name, names, values, n_dims);
+    uint64_t h = fnv1a(buf_cstr(key));
     struct agg *a = NULL;
     if (t->n_slots)
         for (a = t->slots[h & (t->n_slots - 1)]; a; a = a->next)
-            if (a->hash == h && strcmp(a->key, buf_cstr(&key)) == 0)
-                break;
-    if (a) {
-        buf_clear(&dk);
-        buf_clear(&key);
-        return a;
-    }
+            if (a->hash == h && strcmp(a->key, buf_cstr(key)) == 0)
+                return a;
     if (t->n + 1 > t->n_slots)
         table_grow(t);
     a = xcalloc(1, sizeof *a);
     a->hash = h;
-    a->key = buf_detach(&key, NULL);
-    a->dimkey = dk.data ? buf_detach(&dk, NULL) : xstrdup("");
+    a->key = xstrdup(buf_cstr(key));
+    /* The dimensions alone: the key past "PERIOD\x1fMETRIC". */
+    const char *dk = strchr(a->key, '\x1f');
+    dk = dk ? strchr(dk + 1, '\x1f') : NULL;
+    a->dimkey = xstrdup(dk ? dk : "");
     a->period_ms = period_ms;
     a->m = m;
     a->n_dims = n_dims;

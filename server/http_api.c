@@ -34,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -83,19 +84,30 @@ enum insert_state { INSERT_NONE, INSERT_PENDING, INSERT_DONE };
 
 struct request;
 
+/* A connection accepted for a loop, waiting for it to adopt it. */
+struct accepted {
+    int fd;
+    socklen_t len;
+    struct sockaddr_storage addr;
+};
+
 /*
- * One event loop: a libmicrohttpd daemon in external-loop mode on the shared
- * listening socket, run by its own thread. Inserts suspended during a turn
- * are committed together at the end of the turn, on this thread
- * (loop_flush), and resumed; see docs/internals/HTTP.md.
+ * One event loop: a libmicrohttpd daemon in external-loop mode, run by its
+ * own thread, serving the connections the acceptor hands it. Inserts
+ * suspended during a turn are committed together at the end of the turn, on
+ * this thread (loop_flush), and resumed; see docs/internals/HTTP.md.
  */
 struct loop {
     struct http_api *api;
     struct MHD_Daemon *daemon;
     pthread_t thread;
     bool started;
-    bool quiesced;          /* this daemon gave the listening socket back */
-    int epoll_fd;           /* the daemon's, to wait on it with a finer timeout */
+    int epoll_fd;        /* the daemon's, to wait on it with a finer timeout */
+    int wake_fd;         /* eventfd: the acceptor has connections for this loop */
+    atomic_int conns;    /* connections handed to this loop and not closed yet */
+    pthread_mutex_t q_mu; /* guards the two fields below */
+    struct accepted *q;
+    size_t q_n, q_cap;
     struct request *batch;  /* suspended inserts of this turn, newest first */
     size_t batch_n;
     struct store_insert *ins; /* loop_flush's scratch array */
@@ -107,10 +119,9 @@ struct http_api {
     struct loop *loops;
     unsigned n_loops;
     int listen_fd;
-    atomic_bool stopping;       /* the loops end their thread */
-    atomic_bool quiesce_wanted; /* the loops stop accepting connections */
-    atomic_uint quiesced_loops;
-    bool listen_closed;
+    pthread_t acceptor;
+    bool acceptor_started;
+    atomic_bool stopping; /* the loops end their thread */
     uint16_t port;
     pthread_rwlock_t store_lock; /* readers use the store and series; the setters write */
     struct store *store;
@@ -351,6 +362,18 @@ static void iso_ms(int64_t ms, char out[25])
 
 /* ------------------------------------------------------- POST /v1/samples */
 
+/* Decimal v (the ingest answer is built without printf: bench/ingest). */
+static void append_uint(struct buf *b, size_t v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, d + i, sizeof d - i);
+}
+
 /* The loop whose thread this is (every handler runs on one). */
 static _Thread_local struct loop *tl_loop;
 
@@ -385,15 +408,21 @@ static enum MHD_Result samples_answer(struct request *r)
             new_jobs += (int64_t)row->n_rubrics;
     }
     struct buf b = BUF_INIT;
-    buf_appendf(&b, "{\"accepted\":%zu,\"sampled\":%zu,\"duplicates\":%zu,\"samples\":[",
-                r->batch.n, sampled, duplicates);
+    buf_reserve(&b, 64 + r->batch.n * (SAMPLE_ID_MAX + 48));
+    buf_append_str(&b, "{\"accepted\":");
+    append_uint(&b, r->batch.n);
+    buf_append_str(&b, ",\"sampled\":");
+    append_uint(&b, sampled);
+    buf_append_str(&b, ",\"duplicates\":");
+    append_uint(&b, duplicates);
+    buf_append_str(&b, ",\"samples\":[");
     for (size_t i = 0; i < r->batch.n; i++) {
         const struct sample *s = &r->batch.items[i];
         const struct store_sample *row = &r->rows[i];
         bool is_sampled = row->duplicate ? row->stored_sampled : row->sampled;
         buf_append_str(&b, i ? ",{\"id\":\"" : "{\"id\":\"");
         buf_append_json_escaped(&b, s->id, strlen(s->id));
-        buf_appendf(&b, "\",\"sampled\":%s", is_sampled ? "true" : "false");
+        buf_append_str(&b, is_sampled ? "\",\"sampled\":true" : "\",\"sampled\":false");
         if (row->duplicate)
             buf_append_str(&b, ",\"duplicate\":true");
         else if (r->decisions[i] == SAMPLER_DROPPED)
@@ -527,11 +556,11 @@ static enum MHD_Result samples_post(struct request *r)
  * transaction, one sync: server/store_sqlite), then resumes their
  * connections; the next turn answers them (samples_answer).
  */
-static void loop_flush(struct loop *L)
+static size_t loop_flush(struct loop *L)
 {
     size_t n = L->batch_n;
     if (n == 0)
-        return;
+        return 0;
     struct http_api *api = L->api;
     struct request *list = L->batch;
     L->batch = NULL;
@@ -566,6 +595,7 @@ static void loop_flush(struct loop *L)
         atomic_store(&r->insert_state, INSERT_DONE);
         MHD_resume_connection(r->con);
     }
+    return n;
 }
 
 /* ----------------------------------------------------- GET /v1/samples/{id} */
@@ -1030,6 +1060,8 @@ static enum MHD_Result first_call(struct request *r)
                 /* Answered before the body is read; libmicrohttpd closes the connection. */
                 return send_error(r, ASSAY_ERR_TOO_LARGE, msg, -1, NULL);
             }
+            if (end && *end == '\0' && n > 0)
+                buf_reserve(&r->body, (size_t)n + 1); /* one allocation, no regrowth */
         }
         return MHD_YES; /* the body follows */
     }
@@ -1059,6 +1091,18 @@ static enum MHD_Result first_call(struct request *r)
     }
 }
 
+/* The api's prefix and 8 hex digits of a counter (as "%s%08llx", without printf). */
+static void request_id(struct http_api *api, char out[32])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned long long n = atomic_fetch_add(&api->next_request, 1) & 0xffffffffULL;
+    size_t p = strlen(api->id_prefix);
+    memcpy(out, api->id_prefix, p);
+    for (int i = 7; i >= 0; i--, n >>= 4)
+        out[p + (size_t)i] = hex[n & 15];
+    out[p + 8] = '\0';
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **slot)
@@ -1071,8 +1115,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         r->con = con;
         r->method = method;
         r->start_s = now_s();
-        snprintf(r->id, sizeof r->id, "%s%08llx", api->id_prefix,
-                 (unsigned long long)atomic_fetch_add(&api->next_request, 1) & 0xffffffffULL);
+        request_id(api, r->id);
         r->route = classify(url, r->path_id, sizeof r->path_id);
         *slot = r;
         return first_call(r);
@@ -1158,6 +1201,45 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Hands the connections the acceptor queued for L to its daemon (on L's thread). */
+static void loop_adopt(struct loop *L)
+{
+    pthread_mutex_lock(&L->q_mu);
+    size_t n = L->q_n;
+    struct accepted *q = L->q;
+    L->q = NULL;
+    L->q_n = L->q_cap = 0;
+    pthread_mutex_unlock(&L->q_mu);
+    for (size_t i = 0; i < n; i++)
+        if (MHD_add_connection(L->daemon, q[i].fd, (const struct sockaddr *)&q[i].addr,
+                               q[i].len) != MHD_YES)
+            atomic_fetch_sub(&L->conns, 1); /* libmicrohttpd closed it */
+    free(q);
+}
+
+/*
+ * Waits up to max_ns (less when libmicrohttpd has a timeout due) for events
+ * on the daemon or new connections, then runs a turn of the daemon.
+ */
+static void loop_turn(struct loop *L, int64_t max_ns)
+{
+    MHD_UNSIGNED_LONG_LONG mhd_ms = 0;
+    if (MHD_get_timeout(L->daemon, &mhd_ms) == MHD_YES && (int64_t)mhd_ms * 1000000 < max_ns)
+        max_ns = (int64_t)mhd_ms * 1000000;
+    struct timespec ts = {max_ns / 1000000000, max_ns % 1000000000};
+    struct pollfd p[2] = {{.fd = L->epoll_fd, .events = POLLIN},
+                          {.fd = L->wake_fd, .events = POLLIN}};
+    ppoll(p, 2, &ts, NULL);
+    if (p[1].revents & POLLIN) {
+        uint64_t v;
+        if (read(L->wake_fd, &v, sizeof v) < 0) {
+            /* EAGAIN: a concurrent turn took it; nothing else can fail here */
+        }
+        loop_adopt(L);
+    }
+    MHD_run(L->daemon);
+}
+
 /*
  * Before a commit: while some connection of this loop could still send an
  * insert (not every connection waits in the batch), keep serving for up to
@@ -1178,13 +1260,7 @@ static void loop_linger(struct loop *L)
         int64_t left = deadline - mono_ns();
         if (left <= 0)
             return;
-        MHD_UNSIGNED_LONG_LONG mhd_ms = 0;
-        if (MHD_get_timeout(L->daemon, &mhd_ms) == MHD_YES && (int64_t)mhd_ms * 1000000 < left)
-            left = (int64_t)mhd_ms * 1000000;
-        struct timespec ts = {left / 1000000000, left % 1000000000};
-        struct pollfd p = {.fd = L->epoll_fd, .events = POLLIN};
-        ppoll(&p, 1, &ts, NULL);
-        MHD_run(L->daemon);
+        loop_turn(L, left);
     }
 }
 
@@ -1199,28 +1275,96 @@ static void *loop_main(void *arg)
     struct http_api *api = L->api;
     tl_loop = L;
     prctl(PR_SET_NAME, "assay-http"); /* for top -H, perf and /proc */
+    size_t resumed = 0;
     while (!atomic_load(&api->stopping)) {
-        MHD_run_wait(L->daemon, LOOP_WAIT_MS);
-        if (atomic_load(&api->quiesce_wanted) && !L->quiesced) {
-            MHD_quiesce_daemon(L->daemon); /* the socket is the api's: closed once, by it */
-            L->quiesced = true;
-            atomic_fetch_add(&api->quiesced_loops, 1);
-        }
+        /* Connections just resumed are answered at once (without waiting on
+         * the daemon's own wake-up signal). */
+        loop_turn(L, resumed ? 0 : (int64_t)LOOP_WAIT_MS * 1000000);
         loop_linger(L);
-        loop_flush(L);
+        resumed = loop_flush(L);
     }
     loop_flush(L);
+    loop_adopt(L);
     MHD_run(L->daemon);
     return NULL;
 }
 
-/* The listening socket all loops accept from (the kernel hands each new
- * connection to one of them). */
+/* libmicrohttpd's connection notifications: a loop's count of its connections. */
+static void on_connection(void *cls, struct MHD_Connection *con, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)con;
+    (void)socket_context;
+    struct loop *L = cls;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&L->conns, 1);
+}
+
+/*
+ * The acceptor's thread: accepts on the listening socket and hands each
+ * connection to the loop that has the fewest, so that keep-alive clients
+ * spread evenly over the loops (the kernel's wake-up order would not). Ends
+ * when the socket is shut down (http_api_drain, http_api_free).
+ */
+static void *acceptor_main(void *arg)
+{
+    struct http_api *api = arg;
+    prctl(PR_SET_NAME, "assay-accept");
+    for (;;) {
+        struct accepted a;
+        a.len = sizeof a.addr;
+        a.fd = accept4(api->listen_fd, (struct sockaddr *)&a.addr, &a.len, SOCK_CLOEXEC);
+        if (a.fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                LOG_WARN("http.accept_failed", LOG_S("detail", strerror(errno)));
+                struct timespec ts = {0, 100 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            break; /* shut down (EINVAL) or closed */
+        }
+        struct loop *L = &api->loops[0];
+        for (unsigned i = 1; i < api->n_loops; i++)
+            if (atomic_load(&api->loops[i].conns) < atomic_load(&L->conns))
+                L = &api->loops[i];
+        atomic_fetch_add(&L->conns, 1);
+        pthread_mutex_lock(&L->q_mu);
+        if (L->q_n == L->q_cap) {
+            L->q_cap = L->q_cap ? 2 * L->q_cap : 8;
+            L->q = xrealloc(L->q, L->q_cap * sizeof *L->q);
+        }
+        L->q[L->q_n++] = a;
+        pthread_mutex_unlock(&L->q_mu);
+        uint64_t one = 1;
+        if (write(L->wake_fd, &one, sizeof one) < 0) {
+            /* the counter is far from overflowing: the loop wakes anyway */
+        }
+    }
+    return NULL;
+}
+
+/* Stops accepting: new connections are refused at once (no backlog wait). */
+static void acceptor_stop(struct http_api *api)
+{
+    if (api->acceptor_started) {
+        shutdown(api->listen_fd, SHUT_RDWR); /* wakes accept() */
+        pthread_join(api->acceptor, NULL);
+        api->acceptor_started = false;
+    }
+    if (api->listen_fd >= 0) {
+        close(api->listen_fd);
+        api->listen_fd = -1;
+    }
+}
+
+/* The listening socket (blocking: the acceptor's thread waits in accept()). */
 static enum assay_err listen_open(struct http_api *api, const struct sockaddr *sa, socklen_t len,
                                   char *errbuf)
 {
     const char *listen_s = api->o.cfg->listen;
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return assay_errbuf_set(errbuf, ASSAY_ERR_IO, "listen: cannot create a socket: %s",
                                 strerror(errno));
@@ -1340,17 +1484,28 @@ enum assay_err http_api_start(const struct http_api_options *o, struct http_api 
         goto out;
     api->loops = xcalloc(threads, sizeof *api->loops);
     api->n_loops = threads;
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    for (unsigned i = 0; i < threads; i++) {
+        api->loops[i].wake_fd = -1;
+        pthread_mutex_init(&api->loops[i].q_mu, NULL);
+    }
+    unsigned flags =
+        MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
     for (unsigned i = 0; i < threads; i++) {
         struct loop *L = &api->loops[i];
         L->api = api;
+        L->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (L->wake_fd < 0) {
+            err = assay_errbuf_set(errbuf, ASSAY_ERR_IO, "listen: cannot create an eventfd: %s",
+                                   strerror(errno));
+            goto out;
+        }
         /* The logger goes first, so that every message of start-up reaches it. */
         L->daemon = MHD_start_daemon(
             flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
-            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)api->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
-            completed, api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_COMPLETED, completed, api, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, L, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
         if (!L->daemon) {
             err = assay_errbuf_set(errbuf, ASSAY_ERR_IO, "listen: cannot serve on %s",
                                    o->cfg->listen);
@@ -1367,6 +1522,11 @@ enum assay_err http_api_start(const struct http_api_options *o, struct http_api 
         }
         L->started = true;
     }
+    if (pthread_create(&api->acceptor, NULL, acceptor_main, api) != 0) {
+        err = assay_errbuf_set(errbuf, ASSAY_ERR_INTERNAL, "listen: cannot start a thread");
+        goto out;
+    }
+    api->acceptor_started = true;
     if (o->prom)
         prom_collector_add(o->prom, collect, api);
     if (o->cfg->n_keys == 0 && !is_loopback((struct sockaddr *)&addr))
@@ -1434,17 +1594,7 @@ int http_api_drain(struct http_api *api, int64_t timeout_ms)
 {
     atomic_store(&api->draining, true);
     int64_t deadline = clock_mono_ms(NULL) + timeout_ms;
-    /* Each loop stops accepting (on its thread); then closing the socket
-     * makes new connections fail at once instead of waiting in the backlog. */
-    atomic_store(&api->quiesce_wanted, true);
-    while (atomic_load(&api->quiesced_loops) < api->n_loops && clock_mono_ms(NULL) < deadline) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    if (atomic_load(&api->quiesced_loops) == api->n_loops && !api->listen_closed) {
-        close(api->listen_fd);
-        api->listen_closed = true;
-    }
+    acceptor_stop(api);
     int n;
     while ((n = atomic_load(&api->inflight)) > 0 && clock_mono_ms(NULL) < deadline) {
         struct timespec ts = {0, 10 * 1000 * 1000};
@@ -1457,23 +1607,26 @@ void http_api_free(struct http_api *api)
 {
     if (!api)
         return;
+    acceptor_stop(api);
     atomic_store(&api->stopping, true);
     for (unsigned i = 0; i < api->n_loops; i++)
         if (api->loops[i].started)
             pthread_join(api->loops[i].thread, NULL);
-    for (unsigned i = 0; i < api->n_loops; i++) {
+    for (unsigned i = 0; api->loops && i < api->n_loops; i++) {
         struct loop *L = &api->loops[i];
-        if (!L->daemon)
-            continue;
-        /* Quiesced first, so that libmicrohttpd does not close the shared socket. */
-        if (!L->quiesced)
-            MHD_quiesce_daemon(L->daemon);
-        MHD_stop_daemon(L->daemon);
+        if (L->daemon) {
+            loop_adopt(L); /* accepted but never adopted: closed by the daemon's stop */
+            MHD_stop_daemon(L->daemon);
+        }
+        for (size_t k = 0; k < L->q_n; k++)
+            close(L->q[k].fd);
+        free(L->q);
         free(L->ins);
+        if (L->wake_fd >= 0)
+            close(L->wake_fd);
+        pthread_mutex_destroy(&L->q_mu);
     }
     free(api->loops);
-    if (api->listen_fd >= 0 && !api->listen_closed)
-        close(api->listen_fd);
     pthread_rwlock_destroy(&api->store_lock);
     pthread_mutex_destroy(&api->depth_mu);
     free(api);
