@@ -257,7 +257,9 @@ enum assay_err ingest_redact_batch(const struct ingest_redact *ir, struct sample
         const struct redact_set *set = ingest_redact_for(ir, s->app);
         if (!set)
             continue;
-        enum assay_err err = ingest_redact_doc(ir, set, s->doc, (long)i, e);
+        /* (A sample of the fast parser has its document built here, once.) */
+        json_t *doc = sample_doc(s);
+        enum assay_err err = ingest_redact_doc(ir, set, doc, (long)i, e);
         /* The flattened copies too, so that nothing raw is left in the sample. */
         if (!err)
             err = redact_owned(set, &s->input, (long)i, "input", e);
@@ -266,8 +268,8 @@ enum assay_err ingest_redact_batch(const struct ingest_redact *ir, struct sample
         if (err)
             return err;
         /* json_string_setn replaced the strings these pointed into. */
-        s->output = json_string_value(json_object_get(s->doc, "output"));
-        s->reference = json_string_value(json_object_get(s->doc, "reference"));
+        s->output = json_string_value(json_object_get(doc, "output"));
+        s->reference = json_string_value(json_object_get(doc, "reference"));
         /* The client's own text holds what was just redacted: the stored
          * document must be serialised from the redacted doc, never spliced
          * from the request body (sample_doc_text). */

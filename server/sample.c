@@ -1,9 +1,12 @@
 /*
- * server/sample: the parser and validator of POSTed samples; called by
- * server/http_api for POST /v1/samples and by the fuzz target
- * tests/fuzz/fuzz_sample.c. The rules are listed in sample.h.
+ * server/sample: the validator of POSTed samples and its jansson parser, the
+ * reference behaviour; called by server/http_api for POST /v1/samples and by
+ * the fuzz targets tests/fuzz/fuzz_sample*.c. sample_batch_parse tries the
+ * fast parser (server/sample_fast.c) first and runs the jansson parser when
+ * it gives up. The rules are listed in sample.h.
  */
 #include "server/sample.h"
+#include "server/sample_private.h"
 
 #include "common/alloc.h"
 #include "common/buf.h"
@@ -11,13 +14,14 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
-#define TIMESTAMP_MS_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+#define TIMESTAMP_MS_MAX SAMPLE_TIMESTAMP_MS_MAX
 
 static const char *const known_fields[] = {
     "app",     "output", "input",    "context",   "reference", "model_id", "id",
@@ -39,7 +43,7 @@ fail(struct sample_error *e, long index, const char *field, const char *fmt, ...
 }
 
 /* Characters (code points) of valid UTF-8, as jansson guarantees. */
-static size_t utf8_chars(const char *s)
+size_t sample_utf8_chars(const char *s)
 {
     size_t n = 0;
     for (; *s; s++)
@@ -70,6 +74,11 @@ bool sample_app_valid(const char *s)
 bool sample_id_valid(const char *s)
 {
     return s && all_of(s, 1, SAMPLE_ID_MAX, "._:-");
+}
+
+bool sample_rubric_name_valid(const char *s)
+{
+    return s && all_of(s, 1, SAMPLE_RUBRIC_NAME_MAX, "-._");
 }
 
 static bool hex_run(const char *s, size_t n)
@@ -320,12 +329,12 @@ static enum assay_err parse_tags(json_t *v, long index, struct sample_error *e)
     {
         char field[96];
         snprintf(field, sizeof field, "tags.%.64s", key);
-        size_t kn = utf8_chars(key);
+        size_t kn = sample_utf8_chars(key);
         if (kn == 0 || kn > SAMPLE_TAG_KEY_MAX)
             return fail(e, index, field, "a tag key must be 1-%d characters", SAMPLE_TAG_KEY_MAX);
         if (!json_is_string(val))
             return fail(e, index, field, "a tag value must be a string");
-        if (utf8_chars(json_string_value(val)) > SAMPLE_TAG_VALUE_MAX)
+        if (sample_utf8_chars(json_string_value(val)) > SAMPLE_TAG_VALUE_MAX)
             return fail(e, index, field, "a tag value must be at most %d characters",
                         SAMPLE_TAG_VALUE_MAX);
     }
@@ -344,7 +353,7 @@ static enum assay_err parse_rubrics(json_t *v, long index, const struct sample_p
         char field[96];
         snprintf(field, sizeof field, "rubrics[%zu]", i);
         const char *name = json_string_value(json_array_get(v, i));
-        if (!name || !all_of(name, 1, 64, "-._"))
+        if (!sample_rubric_name_valid(name))
             return fail(e, index, field, "a rubric name must be a string of 1-64 [A-Za-z0-9._-]");
         for (size_t j = 0; j < i; j++)
             if (strcmp(s->rubrics[j], name) == 0)
@@ -367,20 +376,27 @@ static enum assay_err parse_timestamp(json_t *v, long index, int64_t *ms, struct
         return ASSAY_OK;
     }
     const char *s = json_string_value(v);
-    size_t n = s ? strlen(s) : 0;
+    if (!s || !sample_timestamp_text_ms(s, ms))
+        return fail(e, index, "timestamp",
+                    "timestamp must be RFC 3339 (2026-11-27T01:02:03Z) or epoch milliseconds");
+    return ASSAY_OK;
+}
+
+bool sample_timestamp_text_ms(const char *s, int64_t *ms)
+{
+    size_t n = strlen(s);
     /* RFC 3339: extended form with a zone ("Z" or "+hh:mm"). */
     bool shaped = n >= 20 && s[4] == '-' && s[7] == '-' && (s[10] == 'T' || s[10] == 't') &&
                   (s[n - 1] == 'Z' || s[n - 1] == 'z' ||
                    (s[n - 3] == ':' && (s[n - 6] == '+' || s[n - 6] == '-')));
     int64_t t;
     if (!shaped || clock_parse_iso8601(s, &t) != 0 || t < 0 || t > TIMESTAMP_MS_MAX)
-        return fail(e, index, "timestamp",
-                    "timestamp must be RFC 3339 (2026-11-27T01:02:03Z) or epoch milliseconds");
+        return false;
     *ms = t;
-    return ASSAY_OK;
+    return true;
 }
 
-static bool model_id_valid(const char *s)
+bool sample_model_id_valid(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > SAMPLE_MODEL_ID_MAX)
@@ -396,6 +412,7 @@ void sample_clear(struct sample *s)
     if (!s)
         return;
     json_decref(s->doc);
+    free(s->mem_);
     free(s->input);
     free(s->context);
     free(s->rubrics);
@@ -526,7 +543,7 @@ static enum assay_err parse_owned(json_t *obj, const char *raw, size_t raw_len, 
         goto out;
     if ((err = opt_string(d, "model_id", index, &s.model_id, e)) != ASSAY_OK)
         goto out;
-    if (s.model_id && !model_id_valid(s.model_id)) {
+    if (s.model_id && !sample_model_id_valid(s.model_id)) {
         err = fail(e, index, "model_id",
                    "model_id must be 1-%d printable ASCII characters without spaces",
                    SAMPLE_MODEL_ID_MAX);
@@ -613,10 +630,49 @@ out:
     return err;
 }
 
+bool sample_is_fast(const struct sample *s)
+{
+    return s->mem_ != NULL;
+}
+
+/*
+ * A new reference to the document of a sample of the fast parser: its text
+ * parsed, then normalised by the same calls, in the same order, as
+ * parse_owned makes (json_object_set_new keeps a replaced member's place and
+ * appends a new one), so that it is the document the jansson parser builds.
+ */
+static json_t *doc_build(const struct sample *s)
+{
+    json_t *d = json_loadb(s->mem_, s->mem_src_len_, JSON_REJECT_DUPLICATES, NULL);
+    /* The fast parser accepted this text, so jansson does (fuzz_sample_diff);
+     * out of memory aborts. Anything else is a bug, not an input error. */
+    if (!json_is_object(d))
+        abort();
+    if (s->id_generated)
+        json_object_set_new(d, "id", json_string(s->id));
+    json_t *t = json_object_get(d, "trace_id");
+    if (s->trace_id && (!t || json_is_null(t)))
+        json_object_set_new(d, "trace_id", json_string(s->trace_id));
+    json_object_set_new(d, "timestamp", json_integer((json_int_t)s->timestamp_ms));
+    return d;
+}
+
+json_t *sample_doc(struct sample *s)
+{
+    if (!s->doc && s->mem_)
+        s->doc = doc_build(s);
+    return s->doc;
+}
+
 char *sample_doc_text(const struct sample *s, size_t *len)
 {
     if (!s->raw) {
-        char *text = json_dumps(s->doc, JSON_COMPACT);
+        char *fast = s->doc || !s->mem_ ? NULL : sample_fast_doc_text(s, len);
+        if (fast)
+            return fast;
+        json_t *built = s->doc ? NULL : s->mem_ ? doc_build(s) : NULL;
+        char *text = json_dumps(built ? built : s->doc, JSON_COMPACT);
+        json_decref(built);
         if (!text)
             text = xstrdup("{}"); /* not expected: doc is a valid object */
         *len = strlen(text);
@@ -670,7 +726,7 @@ static enum assay_err syntax(struct sample_error *e, long index, const json_erro
     return ASSAY_ERR_PARSE;
 }
 
-static void batch_push(struct sample_batch *b, size_t *cap, struct sample *s)
+void sample_batch_push(struct sample_batch *b, size_t *cap, const struct sample *s)
 {
     if (b->n == *cap) {
         *cap = *cap ? *cap * 2 : 8;
@@ -679,9 +735,29 @@ static void batch_push(struct sample_batch *b, size_t *cap, struct sample *s)
     b->items[b->n++] = *s;
 }
 
+static void error_reset(struct sample_error *e)
+{
+    if (e) {
+        e->code = ASSAY_OK;
+        e->index = -1;
+        e->field[0] = e->message[0] = '\0';
+    }
+}
+
 enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_format fmt,
                                   const struct sample_parse_opts *o, struct sample_batch *out,
                                   struct sample_error *e)
+{
+    if (sample_batch_parse_fast(body, len, fmt, o, out)) {
+        error_reset(e);
+        return ASSAY_OK;
+    }
+    return sample_batch_parse_jansson(body, len, fmt, o, out, e);
+}
+
+enum assay_err sample_batch_parse_jansson(const char *body, size_t len, enum sample_format fmt,
+                                          const struct sample_parse_opts *o,
+                                          struct sample_batch *out, struct sample_error *e)
 {
     enum assay_err err = ASSAY_OK;
     json_t *root = NULL;
@@ -690,11 +766,7 @@ enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_form
     json_error_t je;
     out->items = NULL;
     out->n = 0;
-    if (e) {
-        e->code = ASSAY_OK;
-        e->index = -1;
-        e->field[0] = e->message[0] = '\0';
-    }
+    error_reset(e);
 
     if (fmt == SAMPLE_FORMAT_NDJSON) {
         size_t pos = 0;
@@ -724,7 +796,7 @@ enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_form
             json_decref(line);
             if (err != ASSAY_OK)
                 goto out;
-            batch_push(out, &cap, &s);
+            sample_batch_push(out, &cap, &s);
         }
     } else {
         root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
@@ -736,7 +808,7 @@ enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_form
             struct sample s;
             if ((err = parse_owned(root, body, len, 0, o, &s, e)) != ASSAY_OK)
                 goto out;
-            batch_push(out, &cap, &s);
+            sample_batch_push(out, &cap, &s);
         } else if (json_is_array(root)) {
             size_t n = json_array_size(root);
             if (n > max) {
@@ -749,7 +821,7 @@ enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_form
                 if ((err = parse_owned(json_array_get(root, i), NULL, 0, (long)i, o, &s, e)) !=
                     ASSAY_OK)
                     goto out;
-                batch_push(out, &cap, &s);
+                sample_batch_push(out, &cap, &s);
             }
         } else {
             err = fail(e, -1, "", "the body must be a sample object or an array of them");

@@ -26,11 +26,21 @@
  * refused (400 naming the field), so that a misspelt "refrence" is not dropped
  * in silence.
  *
- * Ownership: a struct sample owns its JSON document (doc, normalised: id,
- * trace_id and timestamp filled in) and the flattened texts; every string
- * pointer in it is borrowed from doc or owned by the sample, valid until
- * sample_clear. A struct sample_batch owns its samples. Thread-safe: no
- * shared state.
+ * Two parsers, one behaviour: sample_batch_parse first tries a single-pass
+ * decoder (server/sample_fast.c) that fills struct sample straight from the
+ * body; on any shape it does not handle and on any error at all it gives up
+ * and the jansson parser (the reference, with every error message) runs on
+ * the same body. A sample the fast parser accepted is the one the jansson
+ * parser would have produced, field for field (tests/unit/server/
+ * test_sample_fast.c, tests/fuzz/fuzz_sample_diff.c); docs/internals/API.md.
+ *
+ * Ownership: a struct sample owns its JSON document (normalised: id,
+ * trace_id and timestamp filled in; sample_doc builds it on first use for a
+ * sample of the fast parser) and the flattened texts; every string pointer
+ * in it is borrowed from the document or from the sample's own block, or
+ * owned by the sample, valid until sample_clear (ingest_redact repoints
+ * output and reference into the document it redacted). A struct
+ * sample_batch owns its samples. Thread-safe: no shared state.
  */
 #ifndef ASSAY_SERVER_SAMPLE_H
 #define ASSAY_SERVER_SAMPLE_H
@@ -57,11 +67,15 @@ enum sample_format { SAMPLE_FORMAT_JSON, SAMPLE_FORMAT_NDJSON };
 enum sample_feedback { SAMPLE_FEEDBACK_NONE, SAMPLE_FEEDBACK_POSITIVE, SAMPLE_FEEDBACK_NEGATIVE };
 
 struct sample {
-    json_t *doc;     /* the sample as accepted (a reference the sample holds) */
-    const char *app; /* borrowed from doc */
-    const char *id;  /* borrowed from doc */
+    /*
+     * The sample as accepted (a reference the sample holds), or NULL until
+     * sample_doc builds it: read it through sample_doc.
+     */
+    json_t *doc;
+    const char *app; /* borrowed from the sample */
+    const char *id;  /* borrowed from the sample */
     bool id_generated;
-    const char *output;    /* borrowed from doc */
+    const char *output;    /* borrowed from the sample */
     char *input;           /* owned: the prompt as text (messages flattened), or NULL */
     char *context;         /* owned: passages joined by blank lines, or NULL */
     const char *reference; /* borrowed, or NULL */
@@ -81,6 +95,14 @@ struct sample {
     const char *raw;
     size_t raw_len;
     bool raw_add_id, raw_add_trace_id, raw_add_timestamp;
+    /*
+     * Private (server/sample.c, server/sample_fast.c): for a sample of the
+     * fast parser, one block holding a copy of its text (the first
+     * mem_src_len_ bytes, from which sample_doc parses doc) and its decoded
+     * strings; NULL for a sample of the jansson parser.
+     */
+    char *mem_;
+    size_t mem_src_len_;
 };
 
 struct sample_batch {
@@ -125,13 +147,24 @@ enum assay_err sample_batch_parse(const char *body, size_t len, enum sample_form
 void sample_batch_clear(struct sample_batch *b);
 
 /*
+ * The sample's JSON document (borrowed: s keeps it until sample_clear): the
+ * sample as accepted, normalised (id, trace_id and timestamp filled in). The
+ * first call parses it from the sample's text when the fast parser decoded s;
+ * later calls, and samples of the jansson parser, return s->doc. The caller
+ * may change it in place (server/ingest_redact does), and then owns keeping
+ * s's other members consistent with it.
+ */
+json_t *sample_doc(struct sample *s);
+
+/*
  * The document to store for s, as a new NUL-terminated string (*len its
  * length; the caller frees it): the sample as accepted, with id, trace_id and
  * timestamp filled in. When the client's own text of the object is known and
  * normalisation only added members (the usual case: no id, no timestamp), it
  * is that text with the added members spliced in before its closing brace,
- * the same JSON value as serialising doc, for a fraction of the cost (the
- * ingest hot path, bench/ingest); otherwise doc serialised compactly.
+ * the same JSON value as serialising the document, for a fraction of the cost
+ * (the ingest hot path, bench/ingest); otherwise the document serialised
+ * compactly (parsed for the occasion when sample_doc has not built it yet).
  */
 char *sample_doc_text(const struct sample *s, size_t *len);
 

@@ -69,14 +69,14 @@ TEST_CASE(output_redacted_and_findings_recorded)
              "\"reference\":\"none\"}");
     struct sample_error se;
     REQUIRE_INT_EQ(ingest_redact_batch(e.ir, &e.b, &se), ASSAY_OK);
-    const struct sample *s = &e.b.items[0];
-    CHECK_STR_EQ(str_at(s->doc, "output", 0, NULL), "Mail [EMAIL] or pay with [CARD].");
+    struct sample *s = &e.b.items[0];
+    CHECK_STR_EQ(str_at(sample_doc(s), "output", 0, NULL), "Mail [EMAIL] or pay with [CARD].");
     CHECK_STR_EQ(s->output, "Mail [EMAIL] or pay with [CARD].");
     CHECK_STR_EQ(s->reference, "none");
-    CHECK_INT_EQ(found(s->doc, "output", "email"), 1);
-    CHECK_INT_EQ(found(s->doc, "output", "card"), 1);
-    CHECK(!json_object_get(json_object_get(s->doc, "_pii"), "reference"));
-    char *dump = json_dumps(s->doc, JSON_COMPACT);
+    CHECK_INT_EQ(found(sample_doc(s), "output", "email"), 1);
+    CHECK_INT_EQ(found(sample_doc(s), "output", "card"), 1);
+    CHECK(!json_object_get(json_object_get(sample_doc(s), "_pii"), "reference"));
+    char *dump = json_dumps(sample_doc(s), JSON_COMPACT);
     CHECK(!strstr(dump, "jane") && !strstr(dump, "4111"));
     free(dump);
     env_close(&e);
@@ -93,21 +93,21 @@ TEST_CASE(messages_input_and_context_array)
              "\"context\":[\"no data\",\"key AKIAIOSFODNN7EXAMPLE\"]}");
     struct sample_error se;
     REQUIRE_INT_EQ(ingest_redact_batch(e.ir, &e.b, &se), ASSAY_OK);
-    const struct sample *s = &e.b.items[0];
-    const json_t *in = json_object_get(s->doc, "input");
-    CHECK_STR_EQ(str_at(s->doc, "input", 0, "content"), "I am [EMAIL]");
+    struct sample *s = &e.b.items[0];
+    const json_t *in = json_object_get(sample_doc(s), "input");
+    CHECK_STR_EQ(str_at(sample_doc(s), "input", 0, "content"), "I am [EMAIL]");
     const json_t *blocks = json_object_get(json_array_get(in, 1), "content");
     CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(blocks, 0), "text")),
                  "card [CARD]?");
     CHECK(json_object_get(json_array_get(blocks, 1), "image") != NULL);
     CHECK_STR_EQ(json_string_value(json_object_get(json_array_get(blocks, 2), "text")),
                  "and [EMAIL]");
-    CHECK_STR_EQ(str_at(s->doc, "context", 0, NULL), "no data");
-    CHECK_STR_EQ(str_at(s->doc, "context", 1, NULL), "key [AWS_ACCESS_KEY]");
-    CHECK_INT_EQ(found(s->doc, "input", "email"), 2);
-    CHECK_INT_EQ(found(s->doc, "input", "card"), 1);
-    CHECK_INT_EQ(found(s->doc, "context", "aws_access_key"), 1);
-    CHECK(!json_object_get(json_object_get(s->doc, "_pii"), "output"));
+    CHECK_STR_EQ(str_at(sample_doc(s), "context", 0, NULL), "no data");
+    CHECK_STR_EQ(str_at(sample_doc(s), "context", 1, NULL), "key [AWS_ACCESS_KEY]");
+    CHECK_INT_EQ(found(sample_doc(s), "input", "email"), 2);
+    CHECK_INT_EQ(found(sample_doc(s), "input", "card"), 1);
+    CHECK_INT_EQ(found(sample_doc(s), "context", "aws_access_key"), 1);
+    CHECK(!json_object_get(json_object_get(sample_doc(s), "_pii"), "output"));
     /* The flattened copies the sample keeps are redacted too. */
     CHECK(s->input && !strstr(s->input, "jane") && strstr(s->input, "[EMAIL]"));
     CHECK(s->context && !strstr(s->context, "AKIA") && strstr(s->context, "[AWS_ACCESS_KEY]"));
@@ -122,10 +122,10 @@ TEST_CASE(app_without_redact_untouched)
              "{\"app\":\"shop\",\"output\":\"no data here\"}]");
     struct sample_error se;
     REQUIRE_INT_EQ(ingest_redact_batch(e.ir, &e.b, &se), ASSAY_OK);
-    CHECK_STR_EQ(str_at(e.b.items[0].doc, "output", 0, NULL), "Mail " EMAIL);
-    CHECK(!json_object_get(e.b.items[0].doc, "_pii"));
+    CHECK_STR_EQ(str_at(sample_doc(&e.b.items[0]), "output", 0, NULL), "Mail " EMAIL);
+    CHECK(!json_object_get(sample_doc(&e.b.items[0]), "_pii"));
     /* A redacting app's sample always carries "_pii", empty when nothing was found. */
-    const json_t *pii = json_object_get(e.b.items[1].doc, "_pii");
+    const json_t *pii = json_object_get(sample_doc(&e.b.items[1]), "_pii");
     CHECK(json_is_object(pii) && json_object_size(pii) == 0);
     CHECK_STR_EQ(e.b.items[1].output, "no data here");
     env_close(&e);
