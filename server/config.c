@@ -132,6 +132,23 @@ static enum assay_err get_int(const struct loader *l, const json_t *obj, const c
     return ASSAY_OK;
 }
 
+static enum assay_err get_bool(const struct loader *l, const json_t *obj, const char *path,
+                               const char *key, int def, int *out)
+{
+    const json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (!v) {
+        *out = def;
+        return ASSAY_OK;
+    }
+    if (!json_is_boolean(v)) {
+        char p[256];
+        join(p, sizeof p, path, key);
+        return bad(l, p, "must be true or false");
+    }
+    *out = json_is_true(v);
+    return ASSAY_OK;
+}
+
 static enum assay_err get_string_array(const struct loader *l, const json_t *obj, const char *path,
                                        const char *key, char ***out, size_t *n)
 {
@@ -176,9 +193,13 @@ static int valid_app_name(const char *s)
 static enum assay_err load_app(const struct loader *l, const char *name, const json_t *obj,
                                struct config_app *app)
 {
-    static const char *const known[] = {
-        "sample_rate", "rubrics", "max_judged_per_minute", "sample_negative_feedback",
-        "redact",      NULL};
+    static const char *const known[] = {"sample_rate",
+                                        "rubrics",
+                                        "max_judged_per_minute",
+                                        "sample_negative_feedback",
+                                        "redact",
+                                        "keep_unsampled_text",
+                                        NULL};
     char path[128];
     snprintf(path, sizeof path, "apps.%s", name);
     app->name = xstrdup(name);
@@ -203,13 +224,13 @@ static enum assay_err load_app(const struct loader *l, const char *name, const j
                   &app->max_judged_per_minute);
     if (err)
         return err;
-    const json_t *neg = json_object_get(obj, "sample_negative_feedback");
-    if (neg && !json_is_boolean(neg)) {
-        char p[160];
-        join(p, sizeof p, path, "sample_negative_feedback");
-        return bad(l, p, "must be true or false");
-    }
-    app->sample_negative_feedback = neg ? json_is_true(neg) : 1;
+    err = get_bool(l, obj, path, "sample_negative_feedback", 1, &app->sample_negative_feedback);
+    if (err)
+        return err;
+    /* Off: a sample not judged is stored without its text (STORE.md, "Samples without text"). */
+    err = get_bool(l, obj, path, "keep_unsampled_text", 0, &app->keep_unsampled_text);
+    if (err)
+        return err;
     app->redact = json_object_get(obj, "redact");
     return ASSAY_OK;
 }

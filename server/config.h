@@ -35,6 +35,7 @@ struct config_app {
     size_t n_rubrics;
     int64_t max_judged_per_minute; /* cost guard; 0 = no cap */
     int sample_negative_feedback;  /* always judge samples with negative feedback; default 1 */
+    int keep_unsampled_text;       /* store the text of samples not judged too; default 0 */
     json_t *redact;                /* borrowed from the config's JSON, or NULL */
 };
 

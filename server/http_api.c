@@ -520,11 +520,13 @@ static enum MHD_Result samples_post(struct request *r)
         struct store_sample *row = &r->rows[i];
         r->decisions[i] = sampler_decide(api->o.sampler, apps[i], s->app, s->id, s->force,
                                          s->feedback == SAMPLE_FEEDBACK_NEGATIVE, NULL);
-        r->docs[i] = sample_doc_text(s, &row->doc_len);
+        row->sampled = r->decisions[i] == SAMPLER_SAMPLED;
+        /* A sample not judged is stored without its text unless its app keeps it. */
+        if (row->sampled || apps[i]->keep_unsampled_text)
+            r->docs[i] = sample_doc_text(s, &row->doc_len);
         row->app = s->app;
         row->id = s->id;
-        row->doc = r->docs[i];
-        row->sampled = r->decisions[i] == SAMPLER_SAMPLED;
+        row->doc = r->docs[i]; /* NULL: no text */
         row->trace_id = s->trace_id;
         row->model_id = s->model_id;
         row->received_ms = opts.now_ms;
@@ -675,6 +677,8 @@ static enum MHD_Result sample_get(struct request *r)
     for (size_t i = 0; i < info.n_jobs; i++)
         json_array_append_new(verdicts, verdict_json(&info.jobs[i]));
     json_object_set_new(v, "verdicts", verdicts);
+    /* A sample stored without its text (not sampled, apps.NAME.keep_unsampled_text off). */
+    json_object_set_new(v, "text_kept", json_boolean(info.doc != NULL));
     json_t *doc = info.doc ? json_loadb(info.doc, info.doc_len, 0, NULL) : NULL;
     json_object_set_new(v, "sample", doc ? doc : json_null());
     store_sample_info_clear(&info);

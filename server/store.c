@@ -218,12 +218,12 @@ static enum assay_err check_samples(const struct store_sample *samples, size_t n
         if (!x->app || !x->app[0] || !x->id || !x->id[0])
             return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                     "store: sample %zu has no app or id", i);
-        if (x->doc_len > INT32_MAX)
+        if (x->doc && x->doc_len > INT32_MAX)
             return assay_errbuf_set(errbuf, ASSAY_ERR_TOO_LARGE, "store: sample %zu is too large",
                                     i);
-        if (!x->doc)
+        if (x->sampled && (!x->doc || x->doc_len == 0))
             return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                                    "store: sample %zu has no document", i);
+                                    "store: sampled sample %zu has no document", i);
         if (x->sampled && x->n_rubrics && !x->rubrics)
             return assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
                                     "store: sample %zu has no rubric list", i);

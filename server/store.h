@@ -6,7 +6,8 @@
  * golden-set scheduler.
  *
  * What it keeps:
- *   samples  (app, id) unique; the JSON document as accepted, the sampled
+ *   samples  (app, id) unique; the JSON document as accepted (absent for
+ *            an unsampled sample whose caller keeps no text), the sampled
  *            flag, trace_id, model_id, received time. Inserted in batches,
  *            all or nothing; a (app, id) already stored is a duplicate,
  *            reported and not inserted again.
@@ -75,8 +76,8 @@ struct store_sample {
     /* In: borrowed. */
     const char *app;      /* 1-64 chars, validated by the caller */
     const char *id;       /* 1-128 chars, validated by the caller */
-    const char *doc;      /* the sample's JSON document as accepted */
-    size_t doc_len;       /* bytes of doc */
+    const char *doc;      /* the sample's JSON document as accepted, or NULL (below) */
+    size_t doc_len;       /* bytes of doc; ignored when doc is NULL */
     bool sampled;         /* when true, one job per rubric is queued */
     const char *trace_id; /* X-Ray trace id, or NULL */
     const char *model_id; /* the production model, or NULL */
@@ -94,6 +95,12 @@ struct store_sample {
  * and stored_sampled; duplicates are not inserted again and queue no jobs.
  * Returns after the commit is durable. On failure nothing of the batch is
  * stored and the out fields are unspecified.
+ *
+ * Text: a sampled sample needs its document (non-empty; the judge reads it),
+ * else ASSAY_ERR_INVALID_ARGUMENT. An unsampled sample may come without one
+ * (doc NULL): its row then keeps no text, and store_sample_get answers doc
+ * NULL for it. Whether to keep the text of unsampled samples is the caller's
+ * policy (the HTTP API's apps.NAME.keep_unsampled_text).
  */
 enum assay_err store_sample_insert(struct store *s, struct store_sample *samples, size_t n,
                                    char *errbuf);
@@ -298,8 +305,8 @@ struct store_job_info {
 struct store_sample_info {
     const char *app;
     const char *id;
-    const char *doc;
-    size_t doc_len;
+    const char *doc;      /* NULL when the sample was stored without its text */
+    size_t doc_len;       /* 0 when doc is NULL */
     const char *trace_id; /* or NULL */
     const char *model_id; /* or NULL */
     bool sampled;

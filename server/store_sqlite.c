@@ -519,7 +519,11 @@ static enum assay_err op_insert(struct sq *q, struct conn *c, struct wreq *r)
         struct store_sample *x = &r->samples[i];
         bind_text(ins, 1, x->app);
         bind_text(ins, 2, x->id);
-        sqlite3_bind_text(ins, 3, x->doc, (int)x->doc_len, SQLITE_STATIC);
+        /* No text: '' (doc is NOT NULL; STORE.md, "Samples without text"). */
+        if (x->doc)
+            sqlite3_bind_text(ins, 3, x->doc, (int)x->doc_len, SQLITE_STATIC);
+        else
+            sqlite3_bind_text(ins, 3, "", 0, SQLITE_STATIC);
         sqlite3_bind_int(ins, 4, x->sampled ? 1 : 0);
         bind_text(ins, 5, x->trace_id);
         bind_text(ins, 6, x->model_id);
@@ -1467,6 +1471,8 @@ static enum assay_err sq_sample_get(struct store *s, const char *app, const char
     out->id = col_text(&out->mem_, st, 2);
     out->doc = col_text(&out->mem_, st, 3);
     out->doc_len = (size_t)sqlite3_column_bytes(st, 3);
+    if (out->doc_len == 0)
+        out->doc = NULL; /* '': stored without its text */
     out->trace_id = col_text(&out->mem_, st, 4);
     out->model_id = col_text(&out->mem_, st, 5);
     out->sampled = sqlite3_column_int(st, 6) != 0;

@@ -1528,3 +1528,87 @@ TEST_CASE(redaction_at_ingest)
     buf_clear(&t.seen);
     pthread_mutex_destroy(&t.mu);
 }
+
+/* GET /v1/samples/ID: 200, the status, text_kept, and the stored output (NULL: none). */
+static void get_text(struct serve *s, const char *id, const char *status, bool text_kept,
+                     const char *output)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/samples/%s", id);
+    struct reply r;
+    http(s, "GET", path, NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 200);
+    CHECK_STR_EQ(json_string_value(json_object_get(r.json, "status")), status);
+    CHECK(json_is_boolean(json_object_get(r.json, "text_kept")));
+    CHECK(json_is_true(json_object_get(r.json, "text_kept")) == text_kept);
+    CHECK_STR_EQ(json_string_value(json_object_get(r.json, "model_id")), "m-1");
+    json_t *doc = json_object_get(r.json, "sample");
+    if (output)
+        CHECK_STR_EQ(json_string_value(json_object_get(doc, "output")), output);
+    else
+        CHECK(json_is_null(doc));
+    reply_clear(&r);
+}
+
+#define TEXT_DROPPED "unsampled-text-never-stored"
+#define TEXT_KEPT "unsampled-text-kept-by-config"
+#define TEXT_JUDGED "sampled-text-always-stored"
+
+TEST_CASE(unsampled_text_not_stored)
+{
+    struct serve s;
+    start(&s, "\"apps\":{\"support\":{\"sample_rate\":1.0,\"rubrics\":[\"helpfulness\"]},"
+              "\"quiet\":{\"sample_rate\":0.0},"
+              "\"kept\":{\"sample_rate\":0.0,\"keep_unsampled_text\":true}}");
+    struct reply r;
+    http(&s, "POST", "/v1/samples", "application/json",
+         "[{\"app\":\"quiet\",\"id\":\"t-quiet\",\"model_id\":\"m-1\",\"input\":\"q\","
+         "\"output\":\"" TEXT_DROPPED "\"},"
+         "{\"app\":\"kept\",\"id\":\"t-kept\",\"model_id\":\"m-1\",\"output\":\"" TEXT_KEPT "\"},"
+         "{\"app\":\"support\",\"id\":\"t-judged\",\"model_id\":\"m-1\","
+         "\"output\":\"" TEXT_JUDGED "\"}]",
+         NULL, &r);
+    CHECK_INT_EQ(r.status, 202);
+    CHECK_INT_EQ(num(&r, "accepted"), 3);
+    CHECK_INT_EQ(num(&r, "sampled"), 1);
+    reply_clear(&r);
+    /* The same NDJSON line (a body whose text could be spliced) is not stored either. */
+    http(&s, "POST", "/v1/samples", "application/x-ndjson",
+         "{\"app\":\"quiet\",\"id\":\"t-quiet-2\",\"model_id\":\"m-1\","
+         "\"output\":\"" TEXT_DROPPED "\"}\n",
+         NULL, &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    get_text(&s, "t-quiet", "not_sampled", false, NULL);
+    get_text(&s, "t-quiet-2", "not_sampled", false, NULL);
+    get_text(&s, "t-kept", "not_sampled", true, TEXT_KEPT);
+    get_text(&s, "t-judged", "queued", true, TEXT_JUDGED);
+
+    /* Posted again, even forced: a duplicate, still not sampled, still without text. */
+    http(&s, "POST", "/v1/samples", "application/json",
+         "{\"app\":\"quiet\",\"id\":\"t-quiet\",\"model_id\":\"m-1\",\"force\":true,"
+         "\"output\":\"" TEXT_DROPPED "\"}",
+         NULL, &r);
+    CHECK_INT_EQ(r.status, 202);
+    CHECK_INT_EQ(num(&r, "duplicates"), 1);
+    CHECK_INT_EQ(num(&r, "sampled"), 0);
+    json_t *s0 = json_array_get(json_object_get(r.json, "samples"), 0);
+    CHECK(json_is_true(json_object_get(s0, "duplicate")));
+    CHECK(json_is_false(json_object_get(s0, "sampled")));
+    reply_clear(&r);
+    get_text(&s, "t-quiet", "not_sampled", false, NULL);
+    stop_clean(&s);
+
+    /* The store's files (database and WAL): the kept and judged texts, never the other. */
+    char data[1100];
+    snprintf(data, sizeof data, "%s/data", s.dir);
+    CHECK(!dir_holds(data, TEXT_DROPPED));
+    CHECK(dir_holds(data, TEXT_KEPT));
+    CHECK(dir_holds(data, TEXT_JUDGED));
+
+    /* After a restart the sample is still known, without text. */
+    REQUIRE_INT_EQ(serve_start_raw(&s), 0);
+    wait_ready(&s);
+    get_text(&s, "t-quiet", "not_sampled", false, NULL);
+    stop_clean(&s);
+}

@@ -70,7 +70,8 @@ static enum assay_err insert_locked(struct mem_store *m, struct store_sample *x,
         memset(s, 0, sizeof *s);
         s->app = xstrdup(x[i].app);
         s->id = xstrdup(x[i].id);
-        s->doc = xstrndup(x[i].doc, x[i].doc_len);
+        /* As the SQLite backend: no document (or an empty one) is no text. */
+        s->doc = x[i].doc && x[i].doc_len ? xstrndup(x[i].doc, x[i].doc_len) : NULL;
         s->trace_id = x[i].trace_id ? xstrdup(x[i].trace_id) : NULL;
         s->model_id = x[i].model_id ? xstrdup(x[i].model_id) : NULL;
         s->sampled = x[i].sampled;
@@ -162,7 +163,7 @@ static enum assay_err m_sample_get(struct store *s, const char *app, const char 
         out->app = store_arena_strdup(&out->mem_, x->app);
         out->id = store_arena_strdup(&out->mem_, x->id);
         out->doc = store_arena_strdup(&out->mem_, x->doc);
-        out->doc_len = strlen(x->doc);
+        out->doc_len = x->doc ? strlen(x->doc) : 0;
         out->trace_id = store_arena_strdup(&out->mem_, x->trace_id);
         out->model_id = store_arena_strdup(&out->mem_, x->model_id);
         out->sampled = x->sampled;

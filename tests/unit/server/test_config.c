@@ -100,6 +100,27 @@ TEST_CASE(full_file)
     config_free(c);
 }
 
+TEST_CASE(keep_unsampled_text)
+{
+    struct fake_env e = {{0}, {0}};
+    struct config *c = parse_ok("{\"apps\":{\"support\":{\"keep_unsampled_text\":true},"
+                                "\"billing\":{\"keep_unsampled_text\":false},\"default\":{}}}",
+                                &e);
+    CHECK_INT_EQ(config_app_find(c, "support")->keep_unsampled_text, 1);
+    CHECK_INT_EQ(config_app_find(c, "billing")->keep_unsampled_text, 0);
+    CHECK_INT_EQ(config_app_find(c, "other")->keep_unsampled_text, 0); /* off by default */
+    config_free(c);
+    c = parse_ok("{}", &e); /* the built-in default app keeps no unsampled text either */
+    CHECK_INT_EQ(config_app_find(c, "anything")->keep_unsampled_text, 0);
+    config_free(c);
+    parse_bad("{\"apps\":{\"support\":{\"keep_unsampled_text\":1}}}", ASSAY_ERR_CONFIG,
+              "apps.support.keep_unsampled_text: must be true or false");
+    parse_bad("{\"apps\":{\"support\":{\"keep_unsampled_text\":\"yes\"}}}", ASSAY_ERR_CONFIG,
+              "apps.support.keep_unsampled_text: must be true or false");
+    parse_bad("{\"apps\":{\"support\":{\"sample_negative_feedback\":null}}}", ASSAY_ERR_CONFIG,
+              "apps.support.sample_negative_feedback: must be true or false");
+}
+
 TEST_CASE(unlisted_app_without_default_refused)
 {
     struct fake_env e = {{0}, {0}};

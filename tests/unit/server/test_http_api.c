@@ -526,6 +526,9 @@ TEST_CASE(sample_get)
     http(&e, "GET", "/v1/samples/g2", NULL, NULL, NULL, &r);
     CHECK_STR_EQ(json_string_value(json_object_get(r.json, "status")), "not_sampled");
     reply_clear(&r);
+    http(&e, "GET", "/v1/samples/g1", NULL, NULL, NULL, &r);
+    CHECK(json_is_true(json_object_get(r.json, "text_kept")));
+    reply_clear(&r);
     http(&e, "GET", "/v1/samples/missing", NULL, NULL, NULL, &r);
     CHECK_INT_EQ(r.status, 404);
     CHECK_STR_EQ(err_code(&r), "not_found");
@@ -534,6 +537,89 @@ TEST_CASE(sample_get)
     CHECK_INT_EQ(r.status, 400);
     CHECK_STR_EQ(err_field(&r), "id");
     reply_clear(&r);
+    env_stop(&e);
+}
+
+/* GET of a sample stored without its text, and of one whose app keeps it. */
+static void get_unsampled(struct env *e, const char *id, bool text_kept)
+{
+    struct reply r;
+    http(e, "GET", id, NULL, NULL, NULL, &r);
+    CHECK_INT_EQ(r.status, 200);
+    CHECK_STR_EQ(json_string_value(json_object_get(r.json, "status")), "not_sampled");
+    CHECK(json_is_false(json_object_get(r.json, "sampled")));
+    CHECK_STR_EQ(json_string_value(json_object_get(r.json, "model_id")), "m-1");
+    CHECK_STR_EQ(json_string_value(json_object_get(r.json, "trace_id")),
+                 "1-5759e988-bd862e3fe1be46a994272793");
+    CHECK(json_is_string(json_object_get(r.json, "received")));
+    CHECK_INT_EQ(json_array_size(json_object_get(r.json, "verdicts")), 0);
+    CHECK(json_is_boolean(json_object_get(r.json, "text_kept")));
+    CHECK(json_is_true(json_object_get(r.json, "text_kept")) == text_kept);
+    json_t *doc = json_object_get(r.json, "sample");
+    if (text_kept) {
+        CHECK_STR_EQ(json_string_value(json_object_get(doc, "output")), "secret answer");
+    } else {
+        CHECK(json_is_null(doc));
+        CHECK(strstr(buf_cstr(&r.body), "secret answer") == NULL);
+    }
+    reply_clear(&r);
+}
+
+TEST_CASE(unsampled_without_text)
+{
+    struct env e;
+    env_start(&e, NULL, false, true);
+    struct reply r;
+    const char *body = "{\"app\":\"quiet\",\"output\":\"secret answer\",\"id\":\"q1\","
+                       "\"model_id\":\"m-1\",\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\"}";
+    POST_JSON(&e, body, &r);
+    CHECK_INT_EQ(r.status, 202);
+    CHECK_INT_EQ(num(&r, "sampled"), 0);
+    reply_clear(&r);
+    get_unsampled(&e, "/v1/samples/q1", false);
+    /* A duplicate answers as before; forced, it stays a not-sampled duplicate without text. */
+    POST_JSON(&e, body, &r);
+    CHECK_INT_EQ(num(&r, "duplicates"), 1);
+    json_t *s0 = json_array_get(json_object_get(r.json, "samples"), 0);
+    CHECK(json_is_true(json_object_get(s0, "duplicate")));
+    CHECK(json_is_false(json_object_get(s0, "sampled")));
+    reply_clear(&r);
+    POST_JSON(&e,
+              "{\"app\":\"quiet\",\"output\":\"secret answer\",\"id\":\"q1\",\"force\":true,"
+              "\"model_id\":\"m-1\",\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\"}",
+              &r);
+    CHECK_INT_EQ(r.status, 202);
+    CHECK_INT_EQ(num(&r, "duplicates"), 1);
+    CHECK_INT_EQ(num(&r, "sampled"), 0);
+    s0 = json_array_get(json_object_get(r.json, "samples"), 0);
+    CHECK(json_is_true(json_object_get(s0, "duplicate")));
+    CHECK(json_is_false(json_object_get(s0, "sampled")));
+    reply_clear(&r);
+    get_unsampled(&e, "/v1/samples/q1", false);
+    CHECK_INT_EQ(mem_store_count(e.store), 1);
+    env_stop(&e);
+}
+
+TEST_CASE(keep_unsampled_text)
+{
+    struct env e;
+    env_start(&e,
+              "\"apps\":{\"quiet\":{\"sample_rate\":0.0,\"keep_unsampled_text\":true},"
+              "\"mute\":{\"sample_rate\":0.0}}",
+              false, true);
+    struct reply r;
+    POST_JSON(&e,
+              "[{\"app\":\"quiet\",\"output\":\"secret answer\",\"id\":\"k1\",\"model_id\":"
+              "\"m-1\",\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\"},"
+              "{\"app\":\"mute\",\"output\":\"secret answer\",\"id\":\"k2\",\"model_id\":"
+              "\"m-1\",\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\"}]",
+              &r);
+    CHECK_INT_EQ(r.status, 202);
+    CHECK_INT_EQ(num(&r, "accepted"), 2);
+    CHECK_INT_EQ(num(&r, "sampled"), 0);
+    reply_clear(&r);
+    get_unsampled(&e, "/v1/samples/k1", true);
+    get_unsampled(&e, "/v1/samples/k2", false);
     env_stop(&e);
 }
 
