@@ -83,6 +83,18 @@ enum insert_state { INSERT_NONE, INSERT_PENDING, INSERT_DONE };
 #define LOOP_WAIT_MS 100
 
 struct request;
+struct loop;
+
+/* A committed group of one loop, waiting for the sync that makes it durable. */
+struct sync_item {
+    struct sync_item *next;
+    struct loop *loop;
+    struct request *list; /* the group's requests, newest first */
+    size_t n;
+    uint64_t ticket; /* store_sync's */
+    enum assay_err err;
+    char detail[ASSAY_ERRBUF_SIZE];
+};
 
 /* A connection accepted for a loop, waiting for it to adopt it. */
 struct accepted {
@@ -105,9 +117,11 @@ struct loop {
     int epoll_fd;        /* the daemon's, to wait on it with a finer timeout */
     int wake_fd;         /* eventfd: the acceptor has connections for this loop */
     atomic_int conns;    /* connections handed to this loop and not closed yet */
-    pthread_mutex_t q_mu; /* guards the two fields below */
+    pthread_mutex_t q_mu; /* guards the fields below */
     struct accepted *q;
     size_t q_n, q_cap;
+    struct sync_item *durable; /* groups the syncer made durable, to answer */
+    size_t in_sync;            /* requests of this loop waiting for a sync (loop thread) */
     struct request *batch;  /* suspended inserts of this turn, newest first */
     size_t batch_n;
     struct store_insert *ins; /* loop_flush's scratch array */
@@ -121,6 +135,12 @@ struct http_api {
     int listen_fd;
     pthread_t acceptor;
     bool acceptor_started;
+    pthread_t syncer;
+    bool syncer_started;
+    pthread_mutex_t sync_mu; /* guards the three fields below */
+    pthread_cond_t sync_cv;
+    struct sync_item *sync_head, *sync_tail;
+    bool syncer_stop;
     atomic_bool stopping; /* the loops end their thread */
     uint16_t port;
     pthread_rwlock_t store_lock; /* readers use the store and series; the setters write */
@@ -553,10 +573,26 @@ static enum MHD_Result samples_post(struct request *r)
     return MHD_YES;
 }
 
+/* Answers (resumes) the requests of list with their results set; returns how many. */
+static size_t resume_list(struct request *list)
+{
+    size_t n = 0;
+    for (struct request *r = list, *next; r; r = next) {
+        next = r->batch_next;
+        r->batch_next = NULL;
+        atomic_store(&r->insert_state, INSERT_DONE);
+        MHD_resume_connection(r->con);
+        n++;
+    }
+    return n;
+}
+
 /*
  * Commits the inserts gathered during a turn as one group on this thread (one
- * transaction, one sync: server/store_sqlite), then resumes their
- * connections; the next turn answers them (samples_answer).
+ * transaction: server/store_sqlite), then hands the group to the syncer,
+ * which makes it durable while this loop goes on serving; the loop resumes
+ * the group's connections when the syncer hands it back (loop_answer).
+ * Returns how many requests were resumed at once (when nothing was stored).
  */
 static size_t loop_flush(struct loop *L)
 {
@@ -579,25 +615,116 @@ static size_t loop_flush(struct loop *L)
     }
     char detail[ASSAY_ERRBUF_SIZE] = "";
     enum assay_err err = ASSAY_ERR_CANCELLED;
+    uint64_t ticket = 0;
     struct store *st = store_acquire(api);
     if (st) {
-        err = store_sample_insert_group(st, L->ins, n, detail);
+        err = store_sample_insert_group(st, L->ins, n, &ticket, detail);
         store_release(api);
     } else {
         snprintf(detail, sizeof detail, "the store is closed");
     }
     i = n;
-    for (struct request *r = list, *next; r; r = next) {
-        next = r->batch_next;
+    bool stored = false;
+    for (struct request *r = list; r; r = r->batch_next) {
         i--;
-        r->batch_next = NULL;
         r->insert_err = err != ASSAY_OK ? err : L->ins[i].err;
         snprintf(r->insert_detail, sizeof r->insert_detail, "%s",
                  err != ASSAY_OK ? detail : L->ins[i].errbuf);
-        atomic_store(&r->insert_state, INSERT_DONE);
-        MHD_resume_connection(r->con);
+        stored |= r->insert_err == ASSAY_OK;
     }
-    return n;
+    if (!stored)
+        return resume_list(list); /* nothing to wait for */
+    struct sync_item *it = xcalloc(1, sizeof *it);
+    it->loop = L;
+    it->list = list;
+    it->n = n;
+    it->ticket = ticket;
+    L->in_sync += n;
+    pthread_mutex_lock(&api->sync_mu);
+    if (api->sync_tail)
+        api->sync_tail->next = it;
+    else
+        api->sync_head = it;
+    api->sync_tail = it;
+    pthread_cond_signal(&api->sync_cv);
+    pthread_mutex_unlock(&api->sync_mu);
+    return 0;
+}
+
+/* Resumes the groups the syncer made durable (on L's thread); returns how many requests. */
+static size_t loop_answer(struct loop *L)
+{
+    pthread_mutex_lock(&L->q_mu);
+    struct sync_item *done = L->durable;
+    L->durable = NULL;
+    pthread_mutex_unlock(&L->q_mu);
+    size_t resumed = 0;
+    for (struct sync_item *it = done, *next; it; it = next) {
+        next = it->next;
+        if (it->err != ASSAY_OK)
+            for (struct request *r = it->list; r; r = r->batch_next)
+                if (r->insert_err == ASSAY_OK) {
+                    r->insert_err = it->err;
+                    snprintf(r->insert_detail, sizeof r->insert_detail, "%s", it->detail);
+                }
+        resumed += resume_list(it->list);
+        L->in_sync -= it->n;
+        free(it);
+    }
+    return resumed;
+}
+
+/*
+ * The syncer's thread: takes every committed group waiting, syncs once up to
+ * the newest (store_sync: one fdatasync for all of them, whichever loops
+ * committed them), and hands each group back to its loop. Ends on
+ * syncer_stop once nothing waits.
+ */
+static void *syncer_main(void *arg)
+{
+    struct http_api *api = arg;
+    prctl(PR_SET_NAME, "assay-sync");
+    pthread_mutex_lock(&api->sync_mu);
+    for (;;) {
+        while (!api->sync_head && !api->syncer_stop)
+            pthread_cond_wait(&api->sync_cv, &api->sync_mu);
+        if (!api->sync_head)
+            break;
+        struct sync_item *list = api->sync_head;
+        api->sync_head = api->sync_tail = NULL;
+        pthread_mutex_unlock(&api->sync_mu);
+
+        uint64_t ticket = 0;
+        for (struct sync_item *it = list; it; it = it->next)
+            if (it->ticket > ticket)
+                ticket = it->ticket;
+        char detail[ASSAY_ERRBUF_SIZE] = "";
+        enum assay_err err = ASSAY_ERR_CANCELLED;
+        struct store *st = store_acquire(api);
+        if (st) {
+            err = store_sync(st, ticket, detail);
+            store_release(api);
+        } else {
+            snprintf(detail, sizeof detail, "the store is closed");
+        }
+        for (struct sync_item *it = list, *next; it; it = next) {
+            next = it->next;
+            it->err = err;
+            snprintf(it->detail, sizeof it->detail, "%s", err != ASSAY_OK ? detail : "");
+            struct loop *L = it->loop;
+            pthread_mutex_lock(&L->q_mu);
+            it->next = L->durable;
+            L->durable = it;
+            pthread_mutex_unlock(&L->q_mu);
+            uint64_t one = 1;
+            if (write(L->wake_fd, &one, sizeof one) < 0) {
+                /* the counter is far from overflowing: the loop wakes anyway */
+            }
+        }
+        pthread_mutex_lock(&api->sync_mu);
+    }
+    pthread_mutex_unlock(&api->sync_mu);
+    return NULL;
 }
 
 /* ----------------------------------------------------- GET /v1/samples/{id} */
@@ -1225,8 +1352,9 @@ static void loop_adopt(struct loop *L)
  * Waits up to max_ns (less when libmicrohttpd has a timeout due) for events
  * on the daemon or new connections, then runs a turn of the daemon.
  */
-static void loop_turn(struct loop *L, int64_t max_ns)
+static size_t loop_turn(struct loop *L, int64_t max_ns)
 {
+    size_t resumed = 0;
     MHD_UNSIGNED_LONG_LONG mhd_ms = 0;
     if (MHD_get_timeout(L->daemon, &mhd_ms) == MHD_YES && (int64_t)mhd_ms * 1000000 < max_ns)
         max_ns = (int64_t)mhd_ms * 1000000;
@@ -1240,8 +1368,10 @@ static void loop_turn(struct loop *L, int64_t max_ns)
             /* EAGAIN: a concurrent turn took it; nothing else can fail here */
         }
         loop_adopt(L);
+        resumed = loop_answer(L);
     }
     MHD_run(L->daemon);
+    return resumed;
 }
 
 /*
@@ -1259,12 +1389,13 @@ static void loop_linger(struct loop *L)
     for (;;) {
         const union MHD_DaemonInfo *info =
             MHD_get_daemon_info(L->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        if (!info || L->batch_n >= info->num_connections)
+        if (!info || L->batch_n + L->in_sync >= info->num_connections)
             return;
         int64_t left = deadline - mono_ns();
         if (left <= 0)
             return;
-        loop_turn(L, left);
+        if (loop_turn(L, left) > 0)
+            MHD_run(L->daemon); /* answer them now */
     }
 }
 
@@ -1283,11 +1414,15 @@ static void *loop_main(void *arg)
     while (!atomic_load(&api->stopping)) {
         /* Connections just resumed are answered at once (without waiting on
          * the daemon's own wake-up signal). */
-        loop_turn(L, resumed ? 0 : (int64_t)LOOP_WAIT_MS * 1000000);
+        resumed = loop_turn(L, resumed ? 0 : (int64_t)LOOP_WAIT_MS * 1000000);
         loop_linger(L);
-        resumed = loop_flush(L);
+        resumed += loop_flush(L);
     }
+    /* The last group: committed, then answered once durable (bounded wait). */
     loop_flush(L);
+    int64_t deadline = mono_ns() + (int64_t)10 * 1000000000;
+    while (L->in_sync > 0 && mono_ns() < deadline)
+        loop_turn(L, (int64_t)10 * 1000000);
     loop_adopt(L);
     MHD_run(L->daemon);
     return NULL;
@@ -1465,6 +1600,8 @@ enum assay_err http_api_start(const struct http_api_options *o, struct http_api 
 
     api = xcalloc(1, sizeof *api);
     api->listen_fd = -1;
+    pthread_mutex_init(&api->sync_mu, NULL);
+    pthread_cond_init(&api->sync_cv, NULL);
     api->o = *o;
     api->store = o->store;
     pthread_rwlock_init(&api->store_lock, NULL);
@@ -1526,6 +1663,11 @@ enum assay_err http_api_start(const struct http_api_options *o, struct http_api 
         }
         L->started = true;
     }
+    if (pthread_create(&api->syncer, NULL, syncer_main, api) != 0) {
+        err = assay_errbuf_set(errbuf, ASSAY_ERR_INTERNAL, "listen: cannot start a thread");
+        goto out;
+    }
+    api->syncer_started = true;
     if (pthread_create(&api->acceptor, NULL, acceptor_main, api) != 0) {
         err = assay_errbuf_set(errbuf, ASSAY_ERR_INTERNAL, "listen: cannot start a thread");
         goto out;
@@ -1616,6 +1758,15 @@ void http_api_free(struct http_api *api)
     for (unsigned i = 0; i < api->n_loops; i++)
         if (api->loops[i].started)
             pthread_join(api->loops[i].thread, NULL);
+    if (api->syncer_started) {
+        pthread_mutex_lock(&api->sync_mu);
+        api->syncer_stop = true;
+        pthread_cond_signal(&api->sync_cv);
+        pthread_mutex_unlock(&api->sync_mu);
+        pthread_join(api->syncer, NULL);
+    }
+    pthread_mutex_destroy(&api->sync_mu);
+    pthread_cond_destroy(&api->sync_cv);
     for (unsigned i = 0; api->loops && i < api->n_loops; i++) {
         struct loop *L = &api->loops[i];
         if (L->daemon) {
@@ -1624,6 +1775,10 @@ void http_api_free(struct http_api *api)
         }
         for (size_t k = 0; k < L->q_n; k++)
             close(L->q[k].fd);
+        for (struct sync_item *it = L->durable, *next; it; it = next) {
+            next = it->next;
+            free(it); /* their connections went with the daemon */
+        }
         free(L->q);
         free(L->ins);
         if (L->wake_fd >= 0)

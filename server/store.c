@@ -287,8 +287,10 @@ enum assay_err store_sample_insert(struct store *s, struct store_sample *samples
 }
 
 enum assay_err store_sample_insert_group(struct store *s, struct store_insert *reqs, size_t n,
-                                         char *errbuf)
+                                         uint64_t *ticket, char *errbuf)
 {
+    if (ticket)
+        *ticket = 0;
     if (!s || (n && !reqs))
         return bad(errbuf, "no store or requests");
     bool any = false;
@@ -311,12 +313,21 @@ enum assay_err store_sample_insert_group(struct store *s, struct store_insert *r
     for (size_t i = 0; i < n; i++)
         if (reqs[i].err == ASSAY_OK)
             ok[m++] = reqs[i];
-    enum assay_err err = s->ops->sample_insert_group(s, ok, m, errbuf);
+    enum assay_err err = s->ops->sample_insert_group(s, ok, m, ticket, errbuf);
     for (size_t i = 0, k = 0; i < n && err == ASSAY_OK; i++)
         if (reqs[i].err == ASSAY_OK)
             reqs[i] = ok[k++];
     free(ok);
     return err;
+}
+
+enum assay_err store_sync(struct store *s, uint64_t ticket, char *errbuf)
+{
+    if (!s)
+        return bad(errbuf, "no store");
+    if (ticket == 0 || !s->ops->sync)
+        return ASSAY_OK;
+    return s->ops->sync(s, ticket, errbuf);
 }
 
 enum assay_err store_job_claim(struct store *s, size_t max, struct store_job_batch *out,

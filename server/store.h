@@ -134,12 +134,26 @@ struct store_insert {
 /*
  * Inserts the requests as one group on the calling thread (for an event loop
  * that gathered them): one transaction and one sync for all, each request
- * stored whole or not at all (its err). Returns when every request's outcome
- * is final and the stored ones are durable; ASSAY_OK then, or an error for
- * the call as a whole (store closing, bad arguments), with nothing stored.
+ * stored whole or not at all (its err). Returns ASSAY_OK when every request's
+ * outcome is known, or an error for the call as a whole (store closing, bad
+ * arguments), with nothing stored.
+ *
+ * ticket NULL: the stored requests are durable when it returns. Otherwise it
+ * returns once they are committed, before the sync, and *ticket names the
+ * commit: they are durable once store_sync(ticket) returns ASSAY_OK, which
+ * the caller must wait for before acknowledging them (an event loop lets
+ * another thread wait, and goes on serving meanwhile).
  */
 enum assay_err store_sample_insert_group(struct store *s, struct store_insert *reqs, size_t n,
-                                         char *errbuf);
+                                         uint64_t *ticket, char *errbuf);
+
+/*
+ * Makes the commit named by ticket, and every earlier one, durable; one sync
+ * serves concurrent callers. ASSAY_ERR_IO when the sync failed: the commit
+ * may or may not survive a crash (a retry of its samples finds them as
+ * duplicates, or stores them).
+ */
+enum assay_err store_sync(struct store *s, uint64_t ticket, char *errbuf);
 
 /* ------------------------------------------------------------------- jobs */
 

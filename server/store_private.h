@@ -19,7 +19,9 @@ struct store_ops {
                                           store_insert_cb cb, void *ctx, char *errbuf);
     /* Optional (NULL: store.c runs the requests one by one, blocking). */
     enum assay_err (*sample_insert_group)(struct store *s, struct store_insert *reqs, size_t n,
-                                          char *errbuf);
+                                          uint64_t *ticket, char *errbuf);
+    /* Optional (NULL: every commit is durable when it returns). */
+    enum assay_err (*sync)(struct store *s, uint64_t ticket, char *errbuf);
     enum assay_err (*job_claim)(struct store *s, size_t max, struct store_job_batch *out,
                                 char *errbuf);
     enum assay_err (*job_release)(struct store *s, int64_t job_id, char *errbuf);
