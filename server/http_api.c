@@ -79,6 +79,9 @@ static const struct {
 
 enum insert_state { INSERT_NONE, INSERT_PENDING, INSERT_DONE };
 
+/* Syncer threads: two, so that a sync starts while the previous one runs. */
+#define SYNCERS 2
+
 /* How long an event loop waits for events before it looks at its flags. */
 #define LOOP_WAIT_MS 100
 
@@ -135,8 +138,8 @@ struct http_api {
     int listen_fd;
     pthread_t acceptor;
     bool acceptor_started;
-    pthread_t syncer;
-    bool syncer_started;
+    pthread_t syncers[SYNCERS];
+    unsigned syncers_started;
     pthread_mutex_t sync_mu; /* guards the three fields below */
     pthread_cond_t sync_cv;
     struct sync_item *sync_head, *sync_tail;
@@ -675,10 +678,11 @@ static size_t loop_answer(struct loop *L)
 }
 
 /*
- * The syncer's thread: takes every committed group waiting, syncs once up to
+ * A syncer's thread: takes every committed group waiting, syncs once up to
  * the newest (store_sync: one fdatasync for all of them, whichever loops
- * committed them), and hands each group back to its loop. Ends on
- * syncer_stop once nothing waits.
+ * committed them), and hands each group back to its loop. While one syncer
+ * waits for the device, the other takes the groups committed meanwhile.
+ * Ends on syncer_stop once nothing waits.
  */
 static void *syncer_main(void *arg)
 {
@@ -1663,11 +1667,13 @@ enum assay_err http_api_start(const struct http_api_options *o, struct http_api 
         }
         L->started = true;
     }
-    if (pthread_create(&api->syncer, NULL, syncer_main, api) != 0) {
-        err = assay_errbuf_set(errbuf, ASSAY_ERR_INTERNAL, "listen: cannot start a thread");
-        goto out;
+    for (unsigned i = 0; i < SYNCERS; i++) {
+        if (pthread_create(&api->syncers[i], NULL, syncer_main, api) != 0) {
+            err = assay_errbuf_set(errbuf, ASSAY_ERR_INTERNAL, "listen: cannot start a thread");
+            goto out;
+        }
+        api->syncers_started++;
     }
-    api->syncer_started = true;
     if (pthread_create(&api->acceptor, NULL, acceptor_main, api) != 0) {
         err = assay_errbuf_set(errbuf, ASSAY_ERR_INTERNAL, "listen: cannot start a thread");
         goto out;
@@ -1758,13 +1764,12 @@ void http_api_free(struct http_api *api)
     for (unsigned i = 0; i < api->n_loops; i++)
         if (api->loops[i].started)
             pthread_join(api->loops[i].thread, NULL);
-    if (api->syncer_started) {
-        pthread_mutex_lock(&api->sync_mu);
-        api->syncer_stop = true;
-        pthread_cond_signal(&api->sync_cv);
-        pthread_mutex_unlock(&api->sync_mu);
-        pthread_join(api->syncer, NULL);
-    }
+    pthread_mutex_lock(&api->sync_mu);
+    api->syncer_stop = true;
+    pthread_cond_broadcast(&api->sync_cv);
+    pthread_mutex_unlock(&api->sync_mu);
+    for (unsigned i = 0; i < api->syncers_started; i++)
+        pthread_join(api->syncers[i], NULL);
     pthread_mutex_destroy(&api->sync_mu);
     pthread_cond_destroy(&api->sync_cv);
     for (unsigned i = 0; api->loops && i < api->n_loops; i++) {

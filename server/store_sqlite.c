@@ -300,8 +300,9 @@ struct sq {
     _Atomic uint64_t commit_seq; /* commits so far (counted once COMMIT returned) */
     pthread_mutex_t sync_mu;  /* guards the three fields below */
     pthread_cond_t sync_cv;
-    uint64_t synced_seq; /* every commit up to this one is durable */
-    int syncing;         /* a thread is in fdatasync */
+    uint64_t synced_seq;   /* every commit up to this one is durable */
+    uint64_t syncing_seq;  /* the highest target of the syncs in progress */
+    int sync_errno;        /* a sync failed: no later commit is acknowledged durable */
     pthread_t thread;
     int thread_started;
 
@@ -1125,26 +1126,41 @@ static enum assay_err wal_sync(struct sq *q, uint64_t ticket, char *errbuf)
     enum assay_err err = ASSAY_OK;
     pthread_mutex_lock(&q->sync_mu);
     while (q->synced_seq < ticket) {
-        if (q->syncing) {
+        if (q->sync_errno) {
+            /*
+             * Sticky: after a failed fdatasync the kernel may have dropped
+             * the dirty pages and a later sync can succeed without them, so
+             * nothing is acknowledged any more (restart, as after a crash).
+             */
+            err = assay_errbuf_set(errbuf, ASSAY_ERR_IO, "store: cannot sync the WAL: %s",
+                                   strerror(q->sync_errno));
+            break;
+        }
+        if (q->syncing_seq >= ticket) {
+            /* A sync in progress covers it: wait for that one. */
             pthread_cond_wait(&q->sync_cv, &q->sync_mu);
             continue;
         }
-        q->syncing = 1;
-        pthread_mutex_unlock(&q->sync_mu);
+        /* Otherwise start one now, beside any in progress (the device
+         * overlaps them; waiting for the running one first would double the
+         * latency of commits made just after it started). */
         uint64_t target = atomic_load(&q->commit_seq); /* each is in the file */
+        if (target > q->syncing_seq)
+            q->syncing_seq = target;
+        pthread_mutex_unlock(&q->sync_mu);
         int rc = fdatasync(q->wal_fd);
         int e = errno;
         pthread_mutex_lock(&q->sync_mu);
-        q->syncing = 0;
-        pthread_cond_broadcast(&q->sync_cv);
         if (rc != 0) {
-            LOG_ERROR("store.sync_failed", LOG_S("detail", strerror(e)));
-            err = assay_errbuf_set(errbuf, ASSAY_ERR_IO, "store: cannot sync the WAL: %s",
-                                   strerror(e));
-            break;
+            if (!q->sync_errno)
+                LOG_ERROR("store.sync_failed", LOG_S("detail", strerror(e)));
+            q->sync_errno = e ? e : EIO;
+            pthread_cond_broadcast(&q->sync_cv);
+            continue; /* fails this caller and every waiter */
         }
         if (target > q->synced_seq)
             q->synced_seq = target;
+        pthread_cond_broadcast(&q->sync_cv);
     }
     pthread_mutex_unlock(&q->sync_mu);
     return err;
