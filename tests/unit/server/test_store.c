@@ -1416,3 +1416,259 @@ TEST_CASE(wal_bounded)
     CHECK(exists(s, "app", "w3-1499"));
     store_close(s);
 }
+
+/* ---------------------------------------------------- group insert, tickets */
+
+/* Rows of app in the file, counted on a second connection (the store may be open). */
+static int64_t rows_of(const char *name, const char *app)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    REQUIRE_INT_EQ(sqlite3_open(path_of(name), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM samples WHERE app = ?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, app, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/*
+ * store_sample_insert_group with a ticket: every request's outcome and
+ * duplicate flags are set when it returns; store_sync(ticket) answers OK; the
+ * rows, their jobs and the stats are there, also after a reopen.
+ */
+TEST_CASE(insert_group_ticket_sync)
+{
+    struct store *s = open_store("grp.db");
+    struct store_sample a[2] = {sample("app", "g1", true), sample("app", "g2", false)};
+    struct store_sample b[2] = {sample("app", "g3", true), sample("app", "g1", false)};
+    struct store_sample c[1] = {sample("app", "g3", false)};
+    struct store_insert reqs[3] = {
+        {.samples = a, .n = 2}, {.samples = b, .n = 2}, {.samples = c, .n = 1}};
+    uint64_t ticket = 0;
+    char errbuf[ASSAY_ERRBUF_SIZE] = "";
+    REQUIRE_INT_EQ(store_sample_insert_group(s, reqs, 3, &ticket, errbuf), ASSAY_OK);
+    CHECK(ticket > 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT_EQ(reqs[i].err, ASSAY_OK);
+        CHECK_STR_EQ(reqs[i].errbuf, "");
+    }
+    /* Duplicates across the requests of one group, in request order. */
+    CHECK(!a[0].duplicate && !a[1].duplicate && !b[0].duplicate);
+    CHECK(b[1].duplicate);
+    CHECK(b[1].stored_sampled); /* g1 as first stored: sampled */
+    CHECK(c[0].duplicate);
+    CHECK(c[0].stored_sampled);
+    CHECK_INT_EQ(store_sync(s, ticket, errbuf), ASSAY_OK);
+    CHECK_INT_EQ(store_sync(s, ticket, errbuf), ASSAY_OK); /* already durable: at once */
+    CHECK_INT_EQ(store_sync(s, 0, errbuf), ASSAY_OK);      /* "nothing to wait for" */
+
+    /* A later group gets a later ticket; NULL ticket: durable on return. */
+    struct store_sample d[1] = {sample("app", "g4", true)};
+    struct store_insert r2 = {.samples = d, .n = 1};
+    uint64_t ticket2 = 0;
+    REQUIRE_INT_EQ(store_sample_insert_group(s, &r2, 1, &ticket2, errbuf), ASSAY_OK);
+    CHECK(ticket2 > ticket);
+    CHECK_INT_EQ(store_sync(s, ticket2, errbuf), ASSAY_OK);
+    struct store_sample e[1] = {sample("app", "g5", false)};
+    struct store_insert r3 = {.samples = e, .n = 1};
+    REQUIRE_INT_EQ(store_sample_insert_group(s, &r3, 1, NULL, errbuf), ASSAY_OK);
+    CHECK_INT_EQ(r3.err, ASSAY_OK);
+
+    struct store_stats st;
+    store_stats_get(s, &st);
+    CHECK_INT_EQ(st.samples_inserted, 5);
+    CHECK_INT_EQ(st.duplicates, 2);
+    CHECK_INT_EQ(st.transactions, 3); /* one per group */
+    CHECK_INT_EQ(st.write_requests, 5);
+    CHECK(st.largest_group >= 3);
+    depth_is(s, 6, 0); /* g1, g3, g4 sampled, two rubrics each */
+    store_close(s);
+
+    s = open_store("grp.db");
+    for (int i = 1; i <= 5; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "g%d", i);
+        CHECK(exists(s, "app", id));
+    }
+    depth_is(s, 6, 0);
+    store_close(s);
+    CHECK_INT_EQ(rows_of("grp.db", "app"), 5);
+}
+
+/*
+ * One request of a group fails inside the transaction (a trigger refuses its
+ * sample): the optimistic pass rolls back, the savepoint pass stores the
+ * others whole and gives the failing one its error; a request refused by the
+ * argument checks never reaches the backend and fails alone too.
+ */
+TEST_CASE(insert_group_one_request_fails)
+{
+    struct store *s = open_store("grpf.db");
+    raw_sql("grpf.db", "CREATE TRIGGER refuse_bad BEFORE INSERT ON samples WHEN NEW.id = 'bad'"
+                       " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;");
+    struct store_sample a[2] = {sample("app", "f1", true), sample("app", "f2", true)};
+    struct store_sample b[2] = {sample("app", "f3", true), sample("app", "bad", true)};
+    struct store_sample c[2] = {sample("app", "f4", false), sample("app", "f1", true)};
+    struct store_sample d[1] = {sample("app", "f5", true)};
+    d[0].doc = NULL; /* sampled without text: refused by the checks */
+    struct store_insert reqs[4] = {{.samples = a, .n = 2},
+                                   {.samples = b, .n = 2},
+                                   {.samples = c, .n = 2},
+                                   {.samples = d, .n = 1}};
+    uint64_t ticket = 0;
+    char errbuf[ASSAY_ERRBUF_SIZE] = "";
+    REQUIRE_INT_EQ(store_sample_insert_group(s, reqs, 4, &ticket, errbuf), ASSAY_OK);
+    CHECK_INT_EQ(reqs[0].err, ASSAY_OK);
+    CHECK_INT_EQ(reqs[1].err, ASSAY_ERR_INVALID_ARGUMENT); /* a constraint (the trigger) */
+    CHECK(strstr(reqs[1].errbuf, "refused by the test") != NULL);
+    CHECK_INT_EQ(reqs[2].err, ASSAY_OK);
+    CHECK_INT_EQ(reqs[3].err, ASSAY_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(reqs[3].errbuf, "no document") != NULL);
+    CHECK_STR_EQ(reqs[0].errbuf, "");
+    CHECK_STR_EQ(reqs[2].errbuf, "");
+    /* The second pass sets the flags afresh: f1 new in a, a duplicate in c. */
+    CHECK(!a[0].duplicate && !a[1].duplicate);
+    CHECK(!c[0].duplicate);
+    CHECK(c[1].duplicate);
+    REQUIRE(ticket > 0);
+    CHECK_INT_EQ(store_sync(s, ticket, errbuf), ASSAY_OK);
+
+    CHECK(exists(s, "app", "f1"));
+    CHECK(exists(s, "app", "f2"));
+    CHECK(!exists(s, "app", "f3")); /* its request failed: all or nothing */
+    CHECK(!exists(s, "app", "bad"));
+    CHECK(exists(s, "app", "f4"));
+    CHECK(!exists(s, "app", "f5"));
+    struct store_stats st;
+    store_stats_get(s, &st);
+    CHECK_INT_EQ(st.samples_inserted, 3); /* f1, f2, f4: the failed pass is not counted */
+    CHECK_INT_EQ(st.duplicates, 1);
+    CHECK_INT_EQ(st.transactions, 1);
+    depth_is(s, 4, 0); /* f1 and f2 sampled, two rubrics each; nothing of f3 */
+
+    /* Every request failing: the call still answers OK, each with its error. */
+    struct store_sample x[1] = {sample("app", "bad", false)};
+    struct store_insert rx = {.samples = x, .n = 1};
+    REQUIRE_INT_EQ(store_sample_insert_group(s, &rx, 1, &ticket, errbuf), ASSAY_OK);
+    CHECK_INT_EQ(rx.err, ASSAY_ERR_INVALID_ARGUMENT);
+    CHECK_INT_EQ(store_sync(s, ticket, errbuf), ASSAY_OK);
+    store_close(s);
+    CHECK_INT_EQ(rows_of("grpf.db", "app"), 3);
+}
+
+#define GT_THREADS 4
+#define GT_GROUPS 500
+
+struct gt_arg {
+    struct store *s;
+    int t;
+    int failures;
+    int new_shared; /* shared ids this thread stored first */
+    int dup_shared;
+    int dup_own;
+};
+
+/*
+ * Each group: two requests, the first with this thread's own id, the second
+ * with an id every thread posts (shared-i) and, every 10th group, this
+ * thread's previous own id again (a duplicate of its own).
+ */
+static void *gt_main(void *p)
+{
+    struct gt_arg *a = p;
+    for (int i = 0; i < GT_GROUPS; i++) {
+        char own[32], shared[32], prev[32];
+        snprintf(own, sizeof own, "own%d-%d", a->t, i);
+        snprintf(shared, sizeof shared, "shared-%d", i);
+        snprintf(prev, sizeof prev, "own%d-%d", a->t, i > 0 ? i - 1 : 0);
+        struct store_sample x[1] = {sample("app", own, i % 3 == 0)};
+        struct store_sample y[2] = {sample("app", shared, i % 2 == 0), sample("app", prev, false)};
+        size_t ny = i > 0 && i % 10 == 0 ? 2 : 1;
+        struct store_insert reqs[2] = {{.samples = x, .n = 1}, {.samples = y, .n = ny}};
+        uint64_t ticket = 0;
+        if (store_sample_insert_group(a->s, reqs, 2, &ticket, NULL) != ASSAY_OK ||
+            reqs[0].err != ASSAY_OK || reqs[1].err != ASSAY_OK ||
+            store_sync(a->s, ticket, NULL) != ASSAY_OK || x[0].duplicate) {
+            a->failures++;
+            continue;
+        }
+        if (y[0].duplicate)
+            a->dup_shared++;
+        else
+            a->new_shared++;
+        if (ny == 2)
+            a->dup_own += y[1].duplicate;
+    }
+    return NULL;
+}
+
+/* The writer thread's path at the same time (claims, blocking inserts). */
+static void *gt_writer_path(void *p)
+{
+    struct gt_arg *a = p;
+    for (int i = 0; i < GT_GROUPS / 5; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "w-%d", i);
+        struct store_sample x = sample("app", id, false);
+        if (store_sample_insert(a->s, &x, 1, NULL) != ASSAY_OK || x.duplicate)
+            a->failures++;
+        struct store_job_batch b = {0};
+        if (store_job_claim(a->s, 4, &b, NULL) != ASSAY_OK)
+            a->failures++;
+        for (size_t k = 0; k < b.n; k++)
+            if (store_job_release(a->s, b.jobs[k].job_id, NULL) != ASSAY_OK)
+                a->failures++;
+        store_job_batch_clear(&b);
+    }
+    return NULL;
+}
+
+/*
+ * Four threads commit groups on their own thread (as the HTTP loops do) and
+ * sync them, beside the writer thread's own work: every id is stored exactly
+ * once, each shared id is new for exactly one thread, every duplicate is
+ * reported, and the stats agree with the file.
+ */
+TEST_CASE(insert_group_threads)
+{
+    struct store *s = open_store("grpt.db");
+    pthread_t th[GT_THREADS + 1];
+    struct gt_arg args[GT_THREADS + 1];
+    for (int t = 0; t <= GT_THREADS; t++) {
+        args[t] = (struct gt_arg){.s = s, .t = t};
+        REQUIRE_INT_EQ(
+            pthread_create(&th[t], NULL, t < GT_THREADS ? gt_main : gt_writer_path, &args[t]), 0);
+    }
+    int new_shared = 0, dup_shared = 0, dup_own = 0;
+    for (int t = 0; t <= GT_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        CHECK_INT_EQ(args[t].failures, 0);
+        new_shared += args[t].new_shared;
+        dup_shared += args[t].dup_shared;
+        dup_own += args[t].dup_own;
+    }
+    CHECK_INT_EQ(new_shared, GT_GROUPS); /* each shared id stored by exactly one thread */
+    CHECK_INT_EQ(dup_shared, (GT_THREADS - 1) * GT_GROUPS);
+    CHECK_INT_EQ(dup_own, GT_THREADS * (GT_GROUPS / 10 - 1));
+    const int64_t rows = GT_THREADS * GT_GROUPS + GT_GROUPS + GT_GROUPS / 5;
+    struct store_stats st;
+    store_stats_get(s, &st);
+    CHECK_INT_EQ(st.samples_inserted, rows);
+    CHECK_INT_EQ(st.duplicates, dup_shared + dup_own);
+    store_close(s);
+    /* Exactly once: (app, id) is unique, so the count is the number of distinct ids. */
+    CHECK_INT_EQ(rows_of("grpt.db", "app"), rows);
+    s = open_store("grpt.db");
+    CHECK(exists(s, "app", "own0-0"));
+    CHECK(exists(s, "app", "own3-499"));
+    CHECK(exists(s, "app", "shared-499"));
+    CHECK(exists(s, "app", "w-99"));
+    store_close(s);
+}
