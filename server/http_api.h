@@ -4,12 +4,16 @@
  * design is silent are in docs/internals/API.md). Started by
  * server/cmd_serve; tests start it in-process too.
  *
- * Threading: libmicrohttpd runs an epoll loop in each of `threads` internal
- * threads. POST /v1/samples hands its batch to the store's asynchronous
- * insert and suspends the connection; the store's callback resumes it, so no
- * HTTP thread ever waits for an fsync and concurrent requests share the
- * store's group commits. Per-request state lives in libmicrohttpd's
- * per-request slot and is freed in its completion callback.
+ * Threading: `threads` event loops, each a libmicrohttpd daemon in
+ * external-loop mode run by its own thread, fed by one acceptor thread that
+ * hands each connection to the loop with the fewest. POST /v1/samples
+ * suspends its connection; the inserts of a loop's turn are committed as one
+ * group on the loop's thread (store_sample_insert_group with a ticket), one
+ * of two syncer threads makes them durable (store_sync) and the loop resumes
+ * the connections with their 202: no loop waits for an fsync, and concurrent
+ * requests share transactions and syncs (docs/internals/API.md, "Threads and
+ * the ingest cycle"). Per-request state lives in libmicrohttpd's per-request
+ * slot and is freed in its completion callback.
  *
  * Ownership: every pointer in struct http_api_options is borrowed and must
  * outlive the server (http_api_free).
@@ -40,7 +44,7 @@ struct http_api_options {
     struct sampler *sampler;
     struct prom *prom;
     const struct clock *clock; /* NULL: the system clock */
-    unsigned threads;          /* libmicrohttpd threads; 0: server.threads, else one per core */
+    unsigned threads;          /* event loops; 0: server.threads, else one per core */
     /* Per-app redaction of posted samples before they are stored; NULL: none. */
     const struct ingest_redact *redact;
 };

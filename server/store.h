@@ -28,9 +28,12 @@
  *
  * Durability: every call that writes returns (or fires its callback) only
  * after its transaction is committed and synced to disk, so the HTTP API may
- * answer 202 as soon as store_sample_insert returns ASSAY_OK. Concurrent
- * writes are gathered into shared transactions (group commit): many callers,
- * one fsync. docs/internals/STORE.md describes the SQLite backend.
+ * answer 202 as soon as store_sample_insert returns ASSAY_OK. The one
+ * exception is store_sample_insert_group with a ticket, which returns after
+ * the commit: its requests are durable once store_sync(ticket) returns
+ * ASSAY_OK. Concurrent writes are gathered into shared transactions (group
+ * commit) and shared syncs: many callers, one fsync. docs/internals/STORE.md
+ * describes the SQLite backend.
  *
  * Threading: every function may be called from any thread on a shared store;
  * the store serialises what needs it. store_close must be called once, after
@@ -490,7 +493,7 @@ struct store_sqlite_options {
     size_t group_max_requests;   /* write calls per transaction at most; 1 = no grouping; 512 */
     size_t group_max_samples;    /* samples per transaction at most (soft); 8,192 */
     int64_t group_max_wait_us;   /* how long the writer may wait for a group to fill; 0 */
-    int synchronous_full;        /* 1: synchronous=FULL (durable 202); 0 only for tests; 1 */
+    int synchronous_full;        /* 1: each commit synced (durable 202); 0 only for tests; 1 */
     size_t max_read_connections; /* pooled read connections; 4 */
 };
 
