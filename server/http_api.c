@@ -110,7 +110,7 @@ struct accepted {
  * One event loop: a libmicrohttpd daemon in external-loop mode, run by its
  * own thread, serving the connections the acceptor hands it. Inserts
  * suspended during a turn are committed together at the end of the turn, on
- * this thread (loop_flush), and resumed; see docs/internals/HTTP.md.
+ * this thread (loop_flush), and resumed; see docs/internals/API.md.
  */
 struct loop {
     struct http_api *api;
@@ -175,6 +175,7 @@ struct request {
     double start_s;
     const struct config_api_key *key; /* NULL when auth is open */
     bool responded;
+    bool deferred; /* a request without a body: answered on the second call */
     int status;
 
     /* POST /v1/samples */
@@ -1253,6 +1254,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         request_id(api, r->id);
         r->route = classify(url, r->path_id, sizeof r->path_id);
         *slot = r;
+        /*
+         * libmicrohttpd closes the connection after a response queued on the
+         * first call (it cannot know that no body follows): requests without
+         * a body are answered on the next call, which keeps keep-alive for
+         * reads and scrapes. POSTs refused early (415, 413, 401...) are
+         * answered at once: closing is right when their body goes unread.
+         */
+        if (method_is(method, "GET") || method_is(method, "HEAD")) {
+            r->deferred = true;
+            return MHD_YES;
+        }
         return first_call(r);
     }
     if (*upload_data_size) {
@@ -1267,6 +1279,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         }
         buf_append(&r->body, upload_data, n);
         return MHD_YES;
+    }
+    if (r->deferred) {
+        r->deferred = false;
+        buf_clear(&r->body); /* a GET's body, if any, means nothing */
+        return first_call(r);
     }
     if (r->responded)
         return MHD_YES;
@@ -1424,7 +1441,8 @@ static void *loop_main(void *arg)
     }
     /* The last group: committed, then answered once durable (bounded wait). */
     loop_flush(L);
-    int64_t deadline = mono_ns() + (int64_t)10 * 1000000000;
+    int64_t wait_s = api->o.cfg->server.shutdown_timeout_s > 0 ? api->o.cfg->server.shutdown_timeout_s : 1;
+    int64_t deadline = mono_ns() + wait_s * 1000000000;
     while (L->in_sync > 0 && mono_ns() < deadline)
         loop_turn(L, (int64_t)10 * 1000000);
     loop_adopt(L);

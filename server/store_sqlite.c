@@ -3,13 +3,16 @@
  * file in WAL mode. Called through the vtable by server/store.c; opened by
  * `assay serve` (store_sqlite_open) and by the tests and bench/store.
  *
- * Writes: one writer thread owns the one write connection. Every write call
- * becomes a request on a queue; the writer takes all the requests waiting (up
- * to the group limits), runs them in one BEGIN IMMEDIATE transaction, each
- * inside its own SAVEPOINT so that a failing request rolls back only its own
- * part, commits once (one WAL fsync under synchronous=FULL) and then wakes
- * every caller of the group. Requests that arrive while a group commits form
- * the next group, so the number of fsyncs follows the disk, not the callers.
+ * Writes: one write connection, used under write_mu by the writer thread and
+ * by callers of the group insert (the HTTP event loops). Every other write
+ * call becomes a request on a queue; the writer takes all the requests
+ * waiting (up to the group limits) and runs them as one group. A group is one
+ * BEGIN IMMEDIATE transaction, with a SAVEPOINT per request only when one of
+ * them fails (run_group), so that a failing request rolls back only its own
+ * part. Durability: the connection runs synchronous=NORMAL and the committer
+ * syncs the WAL after COMMIT, outside write_mu (wal_sync), so that one
+ * group's sync overlaps the next group's statements and one sync serves every
+ * group committed before it; nobody is told "stored" before that sync.
  *
  * Checkpoints: SQLite's automatic WAL checkpoint would run on the writer
  * thread, inside the COMMIT that crosses the threshold, and stall every
@@ -99,6 +102,14 @@ _Static_assert(N_MIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema v
  */
 #define WAL_CHECKPOINT_FRAMES 1000
 #define WAL_BOUND_FRAMES 4000
+
+/*
+ * Syncs of the WAL that may run side by side, each on its own descriptor:
+ * Linux reports a write-back error once per open file description, so two
+ * syncs sharing one could see one report between them, and the other would
+ * acknowledge commits whose pages were lost.
+ */
+#define WAL_SYNC_SLOTS 2
 
 /* Job states as stored (the values of enum store_job_state). */
 enum { JS_QUEUED = STORE_JOB_QUEUED, JS_JUDGING = STORE_JOB_JUDGING };
@@ -296,7 +307,9 @@ struct sq {
 
     struct conn *writer;
     pthread_mutex_t write_mu; /* held by whichever thread uses the writer connection */
-    int wal_fd;               /* the WAL file, for the commit's sync (see wal_sync) */
+    /* The WAL file, once per sync that may run at a time (see wal_sync). */
+    int wal_fds[WAL_SYNC_SLOTS];
+    bool wal_fd_busy[WAL_SYNC_SLOTS]; /* under sync_mu */
     _Atomic uint64_t commit_seq; /* commits so far (counted once COMMIT returned) */
     pthread_mutex_t sync_mu;  /* guards the three fields below */
     pthread_cond_t sync_cv;
@@ -314,7 +327,7 @@ struct sq {
     pthread_mutex_t ckpt_mu;  /* guards the two fields below */
     pthread_cond_t ckpt_cv;
     int ckpt_wanted, ckpt_stopping;
-    int wal_frames; /* the WAL's size after the last commit; writer thread only */
+    int wal_frames; /* the WAL's size after the last commit; under write_mu */
 
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t work_cv;
@@ -953,9 +966,9 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
  * PASSIVE checkpoints on the checkpointer's own connection: they copy the
  * committed frames back into the database file while the writer goes on
  * appending (they take no lock that the writer needs), and sync as the
- * connection's synchronous=FULL says: the WAL before copying, the database
- * before the frames count as copied. A commit's durability does not depend
- * on them; they only keep the WAL short.
+ * connection's synchronous setting says (NORMAL or FULL alike): the WAL
+ * before copying, the database before the frames count as copied. A commit's
+ * durability does not depend on them; they only keep the WAL short.
  */
 static void *checkpointer_main(void *arg)
 {
@@ -1121,9 +1134,12 @@ static void run_group(struct sq *q, struct wreq *group)
  */
 static enum assay_err wal_sync(struct sq *q, uint64_t ticket, char *errbuf)
 {
-    if (!q->synchronous_full || q->wal_fd < 0)
+    if (!q->synchronous_full || q->wal_fds[0] < 0)
         return ASSAY_OK;
     enum assay_err err = ASSAY_OK;
+    uint64_t committed = atomic_load(&q->commit_seq);
+    if (ticket > committed)
+        ticket = committed; /* no such commit yet: nothing more to make durable */
     pthread_mutex_lock(&q->sync_mu);
     while (q->synced_seq < ticket) {
         if (q->sync_errno) {
@@ -1136,8 +1152,12 @@ static enum assay_err wal_sync(struct sq *q, uint64_t ticket, char *errbuf)
                                    strerror(q->sync_errno));
             break;
         }
-        if (q->syncing_seq >= ticket) {
-            /* A sync in progress covers it: wait for that one. */
+        int slot = -1;
+        for (int i = 0; i < WAL_SYNC_SLOTS && slot < 0; i++)
+            if (q->wal_fds[i] >= 0 && !q->wal_fd_busy[i])
+                slot = i;
+        if (q->syncing_seq >= ticket || slot < 0) {
+            /* A sync in progress covers it, or no descriptor is free: wait. */
             pthread_cond_wait(&q->sync_cv, &q->sync_mu);
             continue;
         }
@@ -1147,10 +1167,12 @@ static enum assay_err wal_sync(struct sq *q, uint64_t ticket, char *errbuf)
         uint64_t target = atomic_load(&q->commit_seq); /* each is in the file */
         if (target > q->syncing_seq)
             q->syncing_seq = target;
+        q->wal_fd_busy[slot] = true;
         pthread_mutex_unlock(&q->sync_mu);
-        int rc = fdatasync(q->wal_fd);
+        int rc = fdatasync(q->wal_fds[slot]);
         int e = errno;
         pthread_mutex_lock(&q->sync_mu);
+        q->wal_fd_busy[slot] = false;
         if (rc != 0) {
             if (!q->sync_errno)
                 LOG_ERROR("store.sync_failed", LOG_S("detail", strerror(e)));
@@ -1875,8 +1897,9 @@ static void sq_free(struct sq *q)
     pthread_cond_destroy(&q->done_cv);
     pthread_cond_destroy(&q->work_cv);
     pthread_mutex_destroy(&q->mu);
-    if (q->wal_fd >= 0)
-        close(q->wal_fd);
+    for (int i = 0; i < WAL_SYNC_SLOTS; i++)
+        if (q->wal_fds[i] >= 0)
+            close(q->wal_fds[i]);
     pthread_mutex_destroy(&q->write_mu);
     pthread_mutex_destroy(&q->sync_mu);
     pthread_cond_destroy(&q->sync_cv);
@@ -2102,10 +2125,12 @@ static enum assay_err wal_open(struct sq *q, char *errbuf)
     char *wal = xmalloc(n + 5);
     memcpy(wal, q->path, n);
     memcpy(wal + n, "-wal", 5);
-    q->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
-    int e = errno;
+    int e = 0;
+    for (int i = 0; i < WAL_SYNC_SLOTS && e == 0; i++)
+        if ((q->wal_fds[i] = open(wal, O_RDONLY | O_CLOEXEC)) < 0)
+            e = errno;
     free(wal);
-    if (q->wal_fd < 0)
+    if (e)
         return assay_errbuf_set(errbuf, ASSAY_ERR_IO, "store: cannot open the WAL of %s: %s",
                                 q->path, strerror(e));
     char *dir = xstrdup(q->path);
@@ -2134,7 +2159,8 @@ enum assay_err store_sqlite_open(const struct store_sqlite_options *o, struct st
     q = xcalloc(1, sizeof *q);
     q->base.ops = &sqlite_ops;
     q->lock_fd = -1;
-    q->wal_fd = -1;
+    for (int i = 0; i < WAL_SYNC_SLOTS; i++)
+        q->wal_fds[i] = -1;
     q->path = xstrdup(o->path);
     q->clock = o->clock;
     q->busy_timeout_ms = o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 5000;

@@ -938,8 +938,8 @@ TEST_CASE(lone_client_not_delayed)
  * The other side of the rule: an idle connection on the same loop could
  * still send an insert, so a post waits the full server.commit_wait_us
  * (300 ms here) before its commit; once that connection is closed, posts are
- * answered at once again. (The idle connection is a bare TCP connection: an
- * answered GET does not stay open, see the GET routes' Connection: close.)
+ * answered at once again. (The idle connection is a bare TCP connection that
+ * never sends a request.)
  */
 TEST_CASE(linger_waits_for_idle_connection)
 {
@@ -966,6 +966,35 @@ TEST_CASE(linger_waits_for_idle_connection)
                  202);
     fprintf(stderr, "linger_waits_for_idle_connection: %.3f s alone\n", secs);
     CHECK(secs < 0.25);
+    client_clear(&k);
+    env_stop(&e);
+}
+
+/*
+ * Reads keep their connection: GETs are answered on libmicrohttpd's second
+ * call (on the first, it would close the connection after the answer), so a
+ * scraper or a client polling a sample reuses one connection.
+ */
+TEST_CASE(get_keeps_connection)
+{
+    struct env e;
+    env_start(&e, NULL, false, true);
+    struct client k;
+    client_init(&k, &e, "/healthz");
+    long connects = 0;
+    for (int i = 0; i < 3; i++)
+        CHECK_INT_EQ(client_do(&k, NULL, NULL, &connects), 200);
+    char url[160];
+    snprintf(url, sizeof url, "%s/metrics", e.base);
+    curl_easy_setopt(k.c, CURLOPT_URL, url);
+    CHECK_INT_EQ(client_do(&k, NULL, NULL, &connects), 200);
+    snprintf(url, sizeof url, "%s/v1/samples/nope?app=support", e.base);
+    curl_easy_setopt(k.c, CURLOPT_URL, url);
+    CHECK_INT_EQ(client_do(&k, NULL, NULL, &connects), 404);
+    snprintf(url, sizeof url, "%s/healthz", e.base);
+    curl_easy_setopt(k.c, CURLOPT_URL, url);
+    CHECK_INT_EQ(client_do(&k, NULL, NULL, &connects), 200);
+    CHECK_INT_EQ(connects, 1); /* six requests, one connection */
     client_clear(&k);
     env_stop(&e);
 }
