@@ -344,7 +344,8 @@ static void table_grow(struct table *t)
     t->n_slots = n_slots;
 }
 
-/* Appends the key of (period, metric, dims) to b: "PERIOD\x1fMETRIC" then "\x1fNAME=VALUE" per dim. */
+/* Appends the key of (period, metric, dims) to b: "PERIOD\x1fMETRIC" then "\x1fNAME=VALUE" per dim.
+ */
 static void key_append(struct buf *b, int64_t period_ms, const char *metric,
                        const char *const *names, const char *const *values, size_t n_dims)
 {

@@ -444,8 +444,8 @@ static enum assay_err load_server(const struct loader *l, const json_t *root, st
         (err = get_int(l, s, "server", "retention_interval_s", 1, 86400 * 7, 3600,
                        &c->server.retention_interval_s)) ||
         (err = get_int(l, s, "server", "threads", 0, 1024, 0, &threads)) ||
-        (err = get_int(l, s, "server", "commit_wait_us", 0, 1000000, 500,
-                       &c->server.commit_wait_us)))
+        (err =
+             get_int(l, s, "server", "commit_wait_us", 0, 1000000, 500, &c->server.commit_wait_us)))
         return err;
     c->server.threads = (int)threads;
     return ASSAY_OK;

@@ -117,15 +117,15 @@ struct loop {
     struct MHD_Daemon *daemon;
     pthread_t thread;
     bool started;
-    int epoll_fd;        /* the daemon's, to wait on it with a finer timeout */
-    int wake_fd;         /* eventfd: the acceptor has connections for this loop */
-    atomic_int conns;    /* connections handed to this loop and not closed yet */
+    int epoll_fd;         /* the daemon's, to wait on it with a finer timeout */
+    int wake_fd;          /* eventfd: the acceptor has connections for this loop */
+    atomic_int conns;     /* connections handed to this loop and not closed yet */
     pthread_mutex_t q_mu; /* guards the fields below */
     struct accepted *q;
     size_t q_n, q_cap;
     struct sync_item *durable; /* groups the syncer made durable, to answer */
     size_t in_sync;            /* requests of this loop waiting for a sync (loop thread) */
-    struct request *batch;  /* suspended inserts of this turn, newest first */
+    struct request *batch;     /* suspended inserts of this turn, newest first */
     size_t batch_n;
     struct store_insert *ins; /* loop_flush's scratch array */
     size_t ins_cap;
@@ -1363,8 +1363,8 @@ static void loop_adopt(struct loop *L)
     L->q_n = L->q_cap = 0;
     pthread_mutex_unlock(&L->q_mu);
     for (size_t i = 0; i < n; i++)
-        if (MHD_add_connection(L->daemon, q[i].fd, (const struct sockaddr *)&q[i].addr,
-                               q[i].len) != MHD_YES)
+        if (MHD_add_connection(L->daemon, q[i].fd, (const struct sockaddr *)&q[i].addr, q[i].len) !=
+            MHD_YES)
             atomic_fetch_sub(&L->conns, 1); /* libmicrohttpd closed it */
     free(q);
 }
@@ -1441,7 +1441,8 @@ static void *loop_main(void *arg)
     }
     /* The last group: committed, then answered once durable (bounded wait). */
     loop_flush(L);
-    int64_t wait_s = api->o.cfg->server.shutdown_timeout_s > 0 ? api->o.cfg->server.shutdown_timeout_s : 1;
+    int64_t wait_s =
+        api->o.cfg->server.shutdown_timeout_s > 0 ? api->o.cfg->server.shutdown_timeout_s : 1;
     int64_t deadline = mono_ns() + wait_s * 1000000000;
     while (L->in_sync > 0 && mono_ns() < deadline)
         loop_turn(L, (int64_t)10 * 1000000);
@@ -1542,9 +1543,8 @@ static enum assay_err listen_open(struct http_api *api, const struct sockaddr *s
     struct sockaddr_storage bound;
     socklen_t blen = sizeof bound;
     if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
-        api->port = ntohs(bound.ss_family == AF_INET6
-                              ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                              : ((struct sockaddr_in *)&bound)->sin_port);
+        api->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                      : ((struct sockaddr_in *)&bound)->sin_port);
     api->listen_fd = fd;
     return ASSAY_OK;
 }

@@ -130,8 +130,8 @@ enum assay_err store_sample_insert_async(struct store *s, struct store_sample *s
 struct store_insert {
     struct store_sample *samples;
     size_t n;
-    enum assay_err err;                /* out */
-    char errbuf[ASSAY_ERRBUF_SIZE];    /* out: the detail when err is not ASSAY_OK */
+    enum assay_err err;             /* out */
+    char errbuf[ASSAY_ERRBUF_SIZE]; /* out: the detail when err is not ASSAY_OK */
 };
 
 /*

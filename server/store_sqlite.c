@@ -310,12 +310,12 @@ struct sq {
     /* The WAL file, once per sync that may run at a time (see wal_sync). */
     int wal_fds[WAL_SYNC_SLOTS];
     bool wal_fd_busy[WAL_SYNC_SLOTS]; /* under sync_mu */
-    _Atomic uint64_t commit_seq; /* commits so far (counted once COMMIT returned) */
-    pthread_mutex_t sync_mu;  /* guards the three fields below */
+    _Atomic uint64_t commit_seq;      /* commits so far (counted once COMMIT returned) */
+    pthread_mutex_t sync_mu;          /* guards the three fields below */
     pthread_cond_t sync_cv;
-    uint64_t synced_seq;   /* every commit up to this one is durable */
-    uint64_t syncing_seq;  /* the highest target of the syncs in progress */
-    int sync_errno;        /* a sync failed: no later commit is acknowledged durable */
+    uint64_t synced_seq;  /* every commit up to this one is durable */
+    uint64_t syncing_seq; /* the highest target of the syncs in progress */
+    int sync_errno;       /* a sync failed: no later commit is acknowledged durable */
     pthread_t thread;
     int thread_started;
 
