@@ -67,7 +67,7 @@
 struct verdict;
 
 /* The schema version this binary writes (store_sqlite migrates older files). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 /* The file name of the SQLite store inside config.data_dir. */
 #define STORE_SQLITE_FILENAME "assay.db"
 

@@ -87,6 +87,14 @@ static const char *const migrations[] = {
     "CREATE TABLE golden_items(run_id TEXT NOT NULL, item_id TEXT NOT NULL,"
     " rubric TEXT NOT NULL, unscorable INTEGER NOT NULL, score REAL, pass INTEGER NOT NULL,"
     " verdict TEXT, PRIMARY KEY(run_id, item_id, rubric));",
+    /*
+     * 2 -> 3: every sample paid three index inserts; two go (STORE.md,
+     * "Indexes on samples"). A sample by id alone walks the apps of the
+     * (app, id) index; retention finds its bound by the rowid, which grows
+     * with the receive time.
+     */
+    "DROP INDEX samples_by_id;"
+    "DROP INDEX samples_by_received;",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 _Static_assert(N_MIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -139,7 +147,7 @@ enum st {
     ST_SERIES_UPSERT,
     ST_ALARM_INSERT,
     ST_SAMPLE_BY_APP_ID,
-    ST_SAMPLE_BY_ID,
+    ST_NEXT_APP,
     ST_SAMPLE_JOBS,
     ST_SERIES_GET,
     ST_SERIES_LIST,
@@ -156,6 +164,8 @@ enum st {
     ST_GOLDEN_ITEM_PUT,
     ST_GOLDEN_ITEM_LIST,
     ST_RETENTION_SELECT,
+    ST_RETENTION_PROBE,
+    ST_PK_RANGE,
     ST_RETENTION_VERDICTS,
     ST_RETENTION_JOBS,
     ST_RETENTION_SAMPLE,
@@ -197,8 +207,7 @@ static const char *const st_sql[ST__COUNT] = {
                         " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_SAMPLE_BY_APP_ID] = "SELECT pk, app, id, doc, trace_id, model_id, sampled, received_ms"
                             " FROM samples WHERE app = ?1 AND id = ?2",
-    [ST_SAMPLE_BY_ID] = "SELECT pk, app, id, doc, trace_id, model_id, sampled, received_ms"
-                        " FROM samples WHERE id = ?1 LIMIT 2",
+    [ST_NEXT_APP] = "SELECT app FROM samples WHERE app > ?1 ORDER BY app LIMIT 1",
     [ST_SAMPLE_JOBS] = "SELECT j.rubric, j.state, j.attempts, v.job IS NOT NULL, " VERDICT_COLS
                        " FROM jobs j LEFT JOIN verdicts v ON v.job = j.id WHERE j.sample = ?1"
                        " ORDER BY j.rubric",
@@ -231,9 +240,12 @@ static const char *const st_sql[ST__COUNT] = {
                            " pass = excluded.pass, verdict = excluded.verdict",
     [ST_GOLDEN_ITEM_LIST] = "SELECT run_id, item_id, rubric, unscorable, score, pass, verdict"
                             " FROM golden_items WHERE run_id = ?1 ORDER BY item_id, rubric",
-    [ST_RETENTION_SELECT] = "SELECT pk FROM samples s WHERE received_ms < ?1 AND NOT EXISTS"
-                            " (SELECT 1 FROM jobs j WHERE j.sample = s.pk AND j.state IN (0, 1))"
-                            " ORDER BY received_ms LIMIT ?2",
+    [ST_RETENTION_SELECT] = "SELECT pk FROM samples s WHERE pk < ?3 AND received_ms < ?1"
+                            " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.sample = s.pk"
+                            " AND j.state IN (0, 1)) ORDER BY pk LIMIT ?2",
+    [ST_RETENTION_PROBE] = "SELECT pk, received_ms FROM samples WHERE pk >= ?1 ORDER BY pk"
+                           " LIMIT 1",
+    [ST_PK_RANGE] = "SELECT min(pk), max(pk) FROM samples",
     [ST_RETENTION_VERDICTS] = "DELETE FROM verdicts WHERE job IN"
                               " (SELECT id FROM jobs WHERE sample = ?1)",
     [ST_RETENTION_JOBS] = "DELETE FROM jobs WHERE sample = ?1",
@@ -852,6 +864,45 @@ static enum assay_err op_golden_item(struct conn *c, struct wreq *r)
     return step_done(c, st, "golden item", r->errbuf);
 }
 
+/*
+ * The first pk received at or after cutoff, by bisection over the rowid: a
+ * sample's pk grows with its receive time (one writer connection hands them
+ * out in commit order; receive times of one group differ by the loops' few
+ * milliseconds, and a clock step moves the bound by its size), so this needs
+ * no index on received_ms. The sweep still checks received_ms row by row: a
+ * row out of order near the bound waits for a later sweep, never goes early.
+ */
+static enum assay_err retention_bound(struct conn *c, int64_t cutoff, int64_t *bound, char *errbuf)
+{
+    enum assay_err err = ASSAY_OK;
+    sqlite3_stmt *range = stmt(c, ST_PK_RANGE, &err, errbuf);
+    if (!range)
+        return err;
+    int64_t lo = 0, hi = 0;
+    if (sqlite3_step(range) == SQLITE_ROW && sqlite3_column_type(range, 0) != SQLITE_NULL) {
+        lo = sqlite3_column_int64(range, 0);
+        hi = sqlite3_column_int64(range, 1) + 1;
+    }
+    done(range);
+    sqlite3_stmt *probe = stmt(c, ST_RETENTION_PROBE, &err, errbuf);
+    if (!probe)
+        return err;
+    while (lo < hi && err == ASSAY_OK) {
+        int64_t mid = lo + (hi - lo) / 2;
+        sqlite3_bind_int64(probe, 1, mid);
+        int rc = sqlite3_step(probe);
+        if (rc == SQLITE_ROW && sqlite3_column_int64(probe, 1) < cutoff)
+            lo = sqlite3_column_int64(probe, 0) + 1;
+        else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+            hi = mid;
+        else
+            err = db_err(errbuf, c->db, "retention");
+        done(probe);
+    }
+    *bound = lo;
+    return err;
+}
+
 static enum assay_err op_retention(struct conn *c, struct wreq *r)
 {
     enum assay_err err = ASSAY_OK;
@@ -861,10 +912,14 @@ static enum assay_err op_retention(struct conn *c, struct wreq *r)
     sqlite3_stmt *ds = dj ? stmt(c, ST_RETENTION_SAMPLE, &err, r->errbuf) : NULL;
     if (!ds)
         return err;
+    int64_t bound = 0;
+    if ((err = retention_bound(c, r->i1, &bound, r->errbuf)) != ASSAY_OK)
+        return err;
     int64_t *pks = NULL;
     size_t n = 0, cap = 0;
     sqlite3_bind_int64(sel, 1, r->i1);
     sqlite3_bind_int64(sel, 2, r->i2);
+    sqlite3_bind_int64(sel, 3, bound);
     int rc;
     while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
         if (n == cap) {
@@ -1542,6 +1597,38 @@ static enum store_sample_status sample_status(const struct store_sample_info *in
     return STORE_STATUS_FAILED;
 }
 
+/* The row of (app, id) into out (its arena); ASSAY_ERR_NOT_FOUND without one. */
+static enum assay_err sample_row(struct conn *c, const char *app, const char *id,
+                                 struct store_sample_info *out, int64_t *pk, char *errbuf)
+{
+    enum assay_err err = ASSAY_OK;
+    sqlite3_stmt *st = stmt(c, ST_SAMPLE_BY_APP_ID, &err, errbuf);
+    if (!st)
+        return err;
+    bind_text(st, 1, app);
+    bind_text(st, 2, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *pk = sqlite3_column_int64(st, 0);
+        out->app = col_text(&out->mem_, st, 1);
+        out->id = col_text(&out->mem_, st, 2);
+        out->doc = col_text(&out->mem_, st, 3);
+        out->doc_len = (size_t)sqlite3_column_bytes(st, 3);
+        if (out->doc_len == 0)
+            out->doc = NULL; /* '': stored without its text */
+        out->trace_id = col_text(&out->mem_, st, 4);
+        out->model_id = col_text(&out->mem_, st, 5);
+        out->sampled = sqlite3_column_int(st, 6) != 0;
+        out->received_ms = sqlite3_column_int64(st, 7);
+    } else if (rc == SQLITE_DONE) {
+        err = ASSAY_ERR_NOT_FOUND;
+    } else {
+        err = db_err(errbuf, c->db, "sample");
+    }
+    done(st);
+    return err;
+}
+
 static enum assay_err sq_sample_get(struct store *s, const char *app, const char *id,
                                     struct store_sample_info *out, char *errbuf)
 {
@@ -1554,40 +1641,62 @@ static enum assay_err sq_sample_get(struct store *s, const char *app, const char
     /* One read transaction, so the sample and its jobs are one snapshot. */
     if ((err = conn_exec(c, "BEGIN", errbuf)) != ASSAY_OK)
         goto out;
-    st = stmt(c, app ? ST_SAMPLE_BY_APP_ID : ST_SAMPLE_BY_ID, &err, errbuf);
-    if (!st)
-        goto out;
+    int64_t pk = 0;
     if (app) {
-        bind_text(st, 1, app);
-        bind_text(st, 2, id);
+        if ((err = sample_row(c, app, id, out, &pk, errbuf)) == ASSAY_ERR_NOT_FOUND)
+            assay_errbuf_set(errbuf, err, "no sample with this id");
+        if (err != ASSAY_OK)
+            goto out;
     } else {
-        bind_text(st, 1, id);
+        /*
+         * By id alone: one lookup per app in the (app, id) index, the apps
+         * walked in that index too (a seek each), so that no second index on
+         * id is paid by every insert; the apps are few.
+         */
+        st = stmt(c, ST_NEXT_APP, &err, errbuf);
+        if (!st)
+            goto out;
+        char *cur = xstrdup("");
+        bool found = false;
+        for (;;) {
+            bind_text(st, 1, cur);
+            int rc = sqlite3_step(st);
+            if (rc == SQLITE_DONE)
+                break;
+            if (rc != SQLITE_ROW) {
+                free(cur);
+                err = db_err(errbuf, c->db, "sample");
+                goto out;
+            }
+            free(cur);
+            cur = xstrdup((const char *)sqlite3_column_text(st, 0));
+            done(st);
+            struct store_sample_info probe = {0};
+            int64_t ppk = 0;
+            err = sample_row(c, cur, id, &probe, &ppk, errbuf);
+            if (err == ASSAY_ERR_NOT_FOUND) {
+                err = ASSAY_OK;
+                continue;
+            }
+            if (err == ASSAY_OK && found)
+                err = assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
+                                       "the id exists under several apps; add ?app=NAME");
+            if (err != ASSAY_OK) {
+                store_sample_info_clear(&probe);
+                free(cur);
+                goto out;
+            }
+            *out = probe;
+            pk = ppk;
+            found = true;
+        }
+        free(cur);
+        if (!found) {
+            err = assay_errbuf_set(errbuf, ASSAY_ERR_NOT_FOUND, "no sample with this id");
+            goto out;
+        }
     }
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        err = assay_errbuf_set(errbuf, ASSAY_ERR_NOT_FOUND, "no sample with this id");
-        goto out;
-    }
-    if (rc != SQLITE_ROW) {
-        err = db_err(errbuf, c->db, "sample");
-        goto out;
-    }
-    int64_t pk = sqlite3_column_int64(st, 0);
-    out->app = col_text(&out->mem_, st, 1);
-    out->id = col_text(&out->mem_, st, 2);
-    out->doc = col_text(&out->mem_, st, 3);
-    out->doc_len = (size_t)sqlite3_column_bytes(st, 3);
-    if (out->doc_len == 0)
-        out->doc = NULL; /* '': stored without its text */
-    out->trace_id = col_text(&out->mem_, st, 4);
-    out->model_id = col_text(&out->mem_, st, 5);
-    out->sampled = sqlite3_column_int(st, 6) != 0;
-    out->received_ms = sqlite3_column_int64(st, 7);
-    if (!app && sqlite3_step(st) == SQLITE_ROW) {
-        err = assay_errbuf_set(errbuf, ASSAY_ERR_INVALID_ARGUMENT,
-                               "the id exists under several apps; add ?app=NAME");
-        goto out;
-    }
+    int rc;
     js = stmt(c, ST_SAMPLE_JOBS, &err, errbuf);
     if (!js)
         goto out;
