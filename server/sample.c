@@ -664,6 +664,26 @@ json_t *sample_doc(struct sample *s)
     return s->doc;
 }
 
+bool sample_ndjson_line(const char *body, size_t len, size_t *pos, size_t *a, size_t *z)
+{
+    while (*pos < len) {
+        const char *nl = memchr(body + *pos, '\n', len - *pos);
+        size_t end = nl ? (size_t)(nl - body) : len;
+        size_t x = *pos, y = end;
+        while (x < y && (body[x] == ' ' || body[x] == '\t' || body[x] == '\r'))
+            x++;
+        while (y > x && (body[y - 1] == ' ' || body[y - 1] == '\t' || body[y - 1] == '\r'))
+            y--;
+        *pos = end + 1;
+        if (x < y) {
+            *a = x;
+            *z = y;
+            return true;
+        }
+    }
+    return false;
+}
+
 char *sample_doc_text(const struct sample *s, size_t *len)
 {
     if (!s->raw) {
@@ -769,18 +789,8 @@ enum assay_err sample_batch_parse_jansson(const char *body, size_t len, enum sam
     error_reset(e);
 
     if (fmt == SAMPLE_FORMAT_NDJSON) {
-        size_t pos = 0;
-        while (pos < len) {
-            const char *nl = memchr(body + pos, '\n', len - pos);
-            size_t end = nl ? (size_t)(nl - body) : len;
-            size_t a = pos, z = end;
-            while (a < z && (body[a] == ' ' || body[a] == '\t' || body[a] == '\r'))
-                a++;
-            while (z > a && (body[z - 1] == ' ' || body[z - 1] == '\t' || body[z - 1] == '\r'))
-                z--;
-            pos = end + 1;
-            if (a == z)
-                continue;
+        size_t pos = 0, a, z;
+        while (sample_ndjson_line(body, len, &pos, &a, &z)) {
             long index = (long)out->n;
             if (out->n >= max) {
                 err = fail(e, index, "", "a request may carry at most %zu samples", max);

@@ -427,19 +427,30 @@ static bool message(struct fp *f)
     return true;
 }
 
-/* input: null, a string, or messages; *out the flattened text (owned) or NULL. */
-static bool input(struct fp *f, char **out)
+/*
+ * null (absent) or a string, copied into *out: 1 when the value was one of
+ * those, 0 when it is neither (nothing read), -1 on a bad string.
+ */
+static int null_or_string(struct fp *f, char **out)
 {
     size_t off, len, mark = f->str.len;
     if (word(f, "null", 4))
-        return true;
-    if (peek(f, '"')) {
-        if (!str(f, &off, &len))
-            return false;
-        *out = xmemdup(at(f, off), len + 1);
-        rewind_to(&f->str, mark);
-        return true;
-    }
+        return 1;
+    if (!peek(f, '"'))
+        return 0;
+    if (!str(f, &off, &len))
+        return -1;
+    *out = xmemdup(at(f, off), len + 1);
+    rewind_to(&f->str, mark);
+    return 1;
+}
+
+/* input: null, a string, or messages; *out the flattened text (owned) or NULL. */
+static bool input(struct fp *f, char **out)
+{
+    int got = null_or_string(f, out);
+    if (got)
+        return got > 0;
     if (!take(f, '[') || peek(f, ']'))
         return false; /* not an array, or no message */
     buf_reset(&f->text);
@@ -459,16 +470,10 @@ static bool input(struct fp *f, char **out)
 /* context: null, a string, or an array of strings; *out as parse_context makes it. */
 static bool context(struct fp *f, char **out)
 {
+    int got = null_or_string(f, out);
+    if (got)
+        return got > 0;
     size_t off, len, mark = f->str.len;
-    if (word(f, "null", 4))
-        return true;
-    if (peek(f, '"')) {
-        if (!str(f, &off, &len))
-            return false;
-        *out = xmemdup(at(f, off), len + 1);
-        rewind_to(&f->str, mark);
-        return true;
-    }
     if (!take(f, '['))
         return false;
     buf_reset(&f->text);
@@ -816,18 +821,8 @@ bool sample_batch_parse_fast(const char *body, size_t len, enum sample_format fm
 
     if (fmt == SAMPLE_FORMAT_NDJSON) {
         /* Lines as the jansson parser cuts and trims them. */
-        size_t pos = 0;
-        while (pos < len) {
-            const char *nl = memchr(body + pos, '\n', len - pos);
-            size_t end = nl ? (size_t)(nl - body) : len;
-            size_t a = pos, z = end;
-            while (a < z && (body[a] == ' ' || body[a] == '\t' || body[a] == '\r'))
-                a++;
-            while (z > a && (body[z - 1] == ' ' || body[z - 1] == '\t' || body[z - 1] == '\r'))
-                z--;
-            pos = end + 1;
-            if (a == z)
-                continue;
+        size_t pos = 0, a, z;
+        while (sample_ndjson_line(body, len, &pos, &a, &z)) {
             if (out->n >= max)
                 goto out;
             f.p = body + a;

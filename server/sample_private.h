@@ -14,6 +14,14 @@
 #define SAMPLE_RUBRIC_NAME_MAX 64
 
 /*
+ * The next non-blank NDJSON line of body at or after *pos: [*a, *z) without
+ * the surrounding spaces, tabs and CRs; *pos moves past its newline. Returns
+ * false at the end of the body. Both parsers cut lines with it, so that they
+ * agree on what a line is.
+ */
+bool sample_ndjson_line(const char *body, size_t len, size_t *pos, size_t *a, size_t *z);
+
+/*
  * The jansson parser: sample_batch_parse's contract, every body, every error
  * message. The reference the fast parser is held to.
  */
