@@ -1083,6 +1083,12 @@ static void collect(void *ctx, struct buf *out)
     buf_append_str(out, "# HELP assay_inserts_in_flight Sample batches waiting for their commit.\n"
                         "# TYPE assay_inserts_in_flight gauge\n");
     buf_appendf(out, "assay_inserts_in_flight %d\n", atomic_load(&api->inflight));
+    buf_append_str(out, "# HELP assay_http_loop_connections Open connections by event loop"
+                        " (the acceptor keeps them even).\n"
+                        "# TYPE assay_http_loop_connections gauge\n");
+    for (unsigned i = 0; i < api->n_loops; i++)
+        buf_appendf(out, "assay_http_loop_connections{loop=\"%u\"} %d\n", i,
+                    atomic_load(&api->loops[i].conns));
     if (have) {
         buf_append_str(out, "# HELP assay_queue_depth Judge jobs by state.\n"
                             "# TYPE assay_queue_depth gauge\n");
