@@ -93,8 +93,8 @@ static const char *const migrations[] = {
      * (app, id) index; retention finds its bound by the rowid, which grows
      * with the receive time.
      */
-    "DROP INDEX samples_by_id;"
-    "DROP INDEX samples_by_received;",
+    ("DROP INDEX samples_by_id;"
+     "DROP INDEX samples_by_received;"),
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 _Static_assert(N_MIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");

@@ -315,8 +315,8 @@ static const char *const ANSWERS[] = {
     "Go to Settings and reset your password there.",
     "I'm sorry, but I cannot help with that.",
     "Passwords can be reset.",
-    "To reset your password open Settings, pick Security, press Reset password, check your email "
-    "for the reset link and choose a new password you have not used before.",
+    ("To reset your password open Settings, pick Security, press Reset password, check your email "
+     "for the reset link and choose a new password you have not used before."),
     "Bananas are yellow.",
 };
 #define N_ANSWERS (sizeof ANSWERS / sizeof ANSWERS[0])
