@@ -79,6 +79,20 @@ void buf_appendf(struct buf *b, const char *fmt, ...)
     va_end(ap2);
 }
 
+void buf_append_int(struct buf *b, int64_t v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        d[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        d[--i] = '-';
+    buf_append(b, d + i, sizeof d - i);
+}
+
 void buf_append_utf8(struct buf *b, unsigned long cp)
 {
     char out[4];

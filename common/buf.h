@@ -8,6 +8,7 @@
 #define ASSAY_COMMON_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct buf {
     char *data; /* NULL until the first append; else data[len] == '\0' */
@@ -32,6 +33,8 @@ void buf_append_str(struct buf *b, const char *s);
 void buf_append_char(struct buf *b, char c);
 /* printf-style append; fmt must be a literal, untrusted text only as %s. */
 void buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends v in decimal (as "%lld", without printf: for hot paths). */
+void buf_append_int(struct buf *b, int64_t v);
 /* Appends the UTF-8 encoding of code point cp (at most U+10FFFF; the caller
  * checks surrogates and range). */
 void buf_append_utf8(struct buf *b, unsigned long cp);

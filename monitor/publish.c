@@ -349,16 +349,7 @@ static void table_grow(struct table *t)
 static void key_append(struct buf *b, int64_t period_ms, const char *metric,
                        const char *const *names, const char *const *values, size_t n_dims)
 {
-    char d[24];
-    size_t i = sizeof d;
-    uint64_t v = period_ms < 0 ? (uint64_t)0 - (uint64_t)period_ms : (uint64_t)period_ms;
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    if (period_ms < 0)
-        d[--i] = '-';
-    buf_append(b, d + i, sizeof d - i);
+    buf_append_int(b, period_ms);
     buf_append_char(b, '\x1f');
     buf_append_str(b, metric);
     for (size_t k = 0; k < n_dims; k++) {

@@ -386,18 +386,6 @@ static void iso_ms(int64_t ms, char out[25])
 
 /* ------------------------------------------------------- POST /v1/samples */
 
-/* Decimal v (the ingest answer is built without printf: bench/ingest). */
-static void append_uint(struct buf *b, size_t v)
-{
-    char d[24];
-    size_t i = sizeof d;
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    buf_append(b, d + i, sizeof d - i);
-}
-
 /* The loop whose thread this is (every handler runs on one). */
 static _Thread_local struct loop *tl_loop;
 
@@ -434,11 +422,11 @@ static enum MHD_Result samples_answer(struct request *r)
     struct buf b = BUF_INIT;
     buf_reserve(&b, 64 + r->batch.n * (SAMPLE_ID_MAX + 48));
     buf_append_str(&b, "{\"accepted\":");
-    append_uint(&b, r->batch.n);
+    buf_append_int(&b, (int64_t)r->batch.n);
     buf_append_str(&b, ",\"sampled\":");
-    append_uint(&b, sampled);
+    buf_append_int(&b, (int64_t)sampled);
     buf_append_str(&b, ",\"duplicates\":");
-    append_uint(&b, duplicates);
+    buf_append_int(&b, (int64_t)duplicates);
     buf_append_str(&b, ",\"samples\":[");
     for (size_t i = 0; i < r->batch.n; i++) {
         const struct sample *s = &r->batch.items[i];

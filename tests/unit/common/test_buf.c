@@ -18,6 +18,22 @@ TEST_CASE(append_and_terminate)
     buf_clear(NULL);
 }
 
+TEST_CASE(append_int)
+{
+    struct buf b = BUF_INIT;
+    buf_append_int(&b, 0);
+    buf_append_char(&b, ' ');
+    buf_append_int(&b, 7);
+    buf_append_char(&b, ' ');
+    buf_append_int(&b, -42);
+    buf_append_char(&b, ' ');
+    buf_append_int(&b, INT64_MAX);
+    buf_append_char(&b, ' ');
+    buf_append_int(&b, INT64_MIN);
+    CHECK_STR_EQ(buf_cstr(&b), "0 7 -42 9223372036854775807 -9223372036854775808");
+    buf_clear(&b);
+}
+
 TEST_CASE(grows_past_large_sizes)
 {
     struct buf b = BUF_INIT;
