@@ -307,18 +307,7 @@ enum assay_err store_sample_insert_group(struct store *s, struct store_insert *r
                 reqs[i].err = store_sample_insert(s, reqs[i].samples, reqs[i].n, reqs[i].errbuf);
         return ASSAY_OK;
     }
-    /* Only the valid requests go to the backend. */
-    struct store_insert *ok = xcalloc(n, sizeof *ok);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (reqs[i].err == ASSAY_OK)
-            ok[m++] = reqs[i];
-    enum assay_err err = s->ops->sample_insert_group(s, ok, m, ticket, errbuf);
-    for (size_t i = 0, k = 0; i < n && err == ASSAY_OK; i++)
-        if (reqs[i].err == ASSAY_OK)
-            reqs[i] = ok[k++];
-    free(ok);
-    return err;
+    return s->ops->sample_insert_group(s, reqs, n, ticket, errbuf);
 }
 
 enum assay_err store_sync(struct store *s, uint64_t ticket, char *errbuf)

@@ -17,7 +17,11 @@
 struct store_ops {
     enum assay_err (*sample_insert_async)(struct store *s, struct store_sample *samples, size_t n,
                                           store_insert_cb cb, void *ctx, char *errbuf);
-    /* Optional (NULL: store.c runs the requests one by one, blocking). */
+    /*
+     * Optional (NULL: store.c runs the requests one by one, blocking). Runs
+     * the requests whose err is ASSAY_OK on entry (store.c has checked them)
+     * and leaves the others as they are.
+     */
     enum assay_err (*sample_insert_group)(struct store *s, struct store_insert *reqs, size_t n,
                                           uint64_t *ticket, char *errbuf);
     /* Optional (NULL: every commit is durable when it returns). */

@@ -1418,16 +1418,21 @@ static enum assay_err sq_insert_group(struct store *s, struct store_insert *reqs
     pthread_mutex_unlock(&q->mu);
     if (stopping)
         return assay_errbuf_set(errbuf, ASSAY_ERR_CANCELLED, "store: closing");
-    struct wreq *w = xcalloc(n, sizeof *w);
+    struct wreq *w = xcalloc(n, sizeof *w), *head = NULL, **tail = &head;
     for (size_t i = 0; i < n; i++) {
+        if (reqs[i].err != ASSAY_OK)
+            continue; /* refused by store.c's checks: not run */
         w[i].op = W_INSERT;
         w[i].samples = reqs[i].samples;
         w[i].n = reqs[i].n;
         w[i].weight = reqs[i].n;
-        w[i].next = i + 1 < n ? &w[i + 1] : NULL;
+        *tail = &w[i];
+        tail = &w[i].next;
     }
-    group_commit(q, w, ticket);
+    group_commit(q, head, ticket);
     for (size_t i = 0; i < n; i++) {
+        if (reqs[i].err != ASSAY_OK)
+            continue;
         reqs[i].err = w[i].err;
         snprintf(reqs[i].errbuf, sizeof reqs[i].errbuf, "%s", w[i].err ? w[i].errbuf : "");
     }
