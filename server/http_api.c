@@ -193,11 +193,28 @@ struct request {
     char insert_detail[ASSAY_ERRBUF_SIZE];
 };
 
-static double now_s(void)
+static int64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double now_s(void)
+{
+    return (double)mono_ns() / 1e9;
+}
+
+/*
+ * Wakes a loop's thread (its eventfd): the acceptor queued a connection or a
+ * syncer handed back a group. Callable from any thread.
+ */
+static void loop_wake(int wake_fd)
+{
+    uint64_t one = 1;
+    if (write(wake_fd, &one, sizeof one) < 0) {
+        /* the counter is far from overflowing: the loop wakes anyway */
+    }
 }
 
 /* ------------------------------------------------------------ responses */
@@ -709,10 +726,7 @@ static void *syncer_main(void *arg)
             it->next = L->durable;
             L->durable = it;
             pthread_mutex_unlock(&L->q_mu);
-            uint64_t one = 1;
-            if (write(L->wake_fd, &one, sizeof one) < 0) {
-                /* the counter is far from overflowing: the loop wakes anyway */
-            }
+            loop_wake(L->wake_fd);
         }
         pthread_mutex_lock(&api->sync_mu);
     }
@@ -1340,13 +1354,6 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
     LOG_WARN("mhd.message", LOG_S("message", line));
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Hands the connections the acceptor queued for L to its daemon (on L's thread). */
 static void loop_adopt(struct loop *L)
 {
@@ -1493,10 +1500,7 @@ static void *acceptor_main(void *arg)
         }
         L->q[L->q_n++] = a;
         pthread_mutex_unlock(&L->q_mu);
-        uint64_t one = 1;
-        if (write(L->wake_fd, &one, sizeof one) < 0) {
-            /* the counter is far from overflowing: the loop wakes anyway */
-        }
+        loop_wake(L->wake_fd);
     }
     return NULL;
 }
