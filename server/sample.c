@@ -135,8 +135,16 @@ bool sample_trace_id_valid(const char *s)
     return roots == 1;
 }
 
+/*
+ * A UUIDv7 (RFC 9562, section 5.7): the Unix time in milliseconds in the first
+ * 48 bits, then random bits. Ids generated close in time sort next to each
+ * other, so that their entries in the store's (app, id) index land on the same
+ * few pages: random UUIDv4 ids put each insert on a page of its own, which
+ * cost ~13 us of CPU a sample more (bench/ingest, IDS=uuid4).
+ */
 void sample_id_generate(char out[37])
 {
+    int64_t ms = clock_now_ms(NULL);
     unsigned char r[16];
     size_t got = 0;
     while (got < sizeof r) {
@@ -158,7 +166,9 @@ void sample_id_generate(char out[37])
             r[i] = (unsigned char)(z ^ (z >> 31));
         }
     }
-    r[6] = (unsigned char)((r[6] & 0x0F) | 0x40); /* version 4 */
+    for (int i = 0; i < 6; i++)
+        r[i] = (unsigned char)((uint64_t)ms >> (40 - 8 * i));
+    r[6] = (unsigned char)((r[6] & 0x0F) | 0x70); /* version 7 */
     r[8] = (unsigned char)((r[8] & 0x3F) | 0x80); /* variant 10 */
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;

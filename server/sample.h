@@ -13,7 +13,7 @@
  *   context    string, or an array of strings (passages)
  *   reference  string
  *   model_id   1-256 printable ASCII characters without spaces
- *   id         1-128 of [A-Za-z0-9._:-]; generated (UUIDv4) when absent
+ *   id         1-128 of [A-Za-z0-9._:-]; generated (UUIDv7) when absent
  *   rubrics    1-32 distinct rubric names, each known to the registry
  *   tags       object of at most 16 string pairs; keys 1-64, values 0-256 characters
  *   trace_id   AWS X-Ray: "Root=1-8hex-24hex[;Parent=..;Sampled=..]" or the
@@ -183,7 +183,7 @@ bool sample_id_valid(const char *s);
 /* An X-Ray trace header ("Root=1-...;...") or bare trace id ("1-8hex-24hex"). */
 bool sample_trace_id_valid(const char *s);
 
-/* A new random id: a UUIDv4 in lower-case hex, 36 characters and the NUL. */
+/* A new id: a UUIDv7 (time-ordered) in lower-case hex, 36 characters and the NUL. */
 void sample_id_generate(char out[37]);
 
 const char *sample_feedback_name(enum sample_feedback f);

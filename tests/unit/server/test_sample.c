@@ -1,7 +1,12 @@
 /* Unit tests for server/sample: every field rule, batches, NDJSON, error index and field. */
 #include "server/sample.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "tests/unit/test.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 static int known(void *ctx, const char *name)
 {
@@ -64,7 +69,7 @@ TEST_CASE(minimal_sample)
     REQUIRE(s->id != NULL);
     CHECK_INT_EQ(strlen(s->id), 36);
     CHECK(sample_id_valid(s->id));
-    CHECK(s->id[14] == '4');
+    CHECK(s->id[14] == '7');
     CHECK_INT_EQ(s->timestamp_ms, 1700000000000);
     CHECK_INT_EQ(s->feedback, SAMPLE_FEEDBACK_NONE);
     CHECK(!s->force);
@@ -178,12 +183,39 @@ TEST_CASE(id_rules)
     refused(body, 0, "id", NULL);
     snprintf(body, sizeof body, "{\"app\":\"a\",\"output\":\"o\",\"id\":\"%0128d\"}", 0);
     accepted(body);
-    char a[37], c[37];
+}
+
+/* The leading 48 bits of a generated id as a number: its Unix time in ms. */
+static int64_t id_ms(const char *id)
+{
+    char hex[13];
+    memcpy(hex, id, 8);
+    memcpy(hex + 8, id + 9, 4);
+    hex[12] = '\0';
+    return (int64_t)strtoll(hex, NULL, 16);
+}
+
+TEST_CASE(generated_ids_are_uuid7)
+{
+    char a[37], c[37], d[37];
+    int64_t before = clock_now_ms(NULL);
     sample_id_generate(a);
     sample_id_generate(c);
+    int64_t after = clock_now_ms(NULL);
     CHECK(strcmp(a, c) != 0);
-    CHECK(a[8] == '-' && a[13] == '-' && a[14] == '4' && a[18] == '-' && a[23] == '-');
+    CHECK_INT_EQ((int64_t)strlen(a), 36);
+    CHECK(a[8] == '-' && a[13] == '-' && a[14] == '7' && a[18] == '-' && a[23] == '-');
     CHECK(strchr("89ab", a[19]) != NULL);
+    CHECK(strspn(a, "0123456789abcdef-") == 36);
+    CHECK(sample_id_valid(a));
+    /* The time in the first 48 bits, so ids sort by when they were made. */
+    CHECK(id_ms(a) >= before && id_ms(a) <= after);
+    CHECK(id_ms(c) >= id_ms(a) && id_ms(c) <= after);
+    struct timespec pause = {0, 3 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    sample_id_generate(d);
+    CHECK(id_ms(d) > after);
+    CHECK(strcmp(d, a) > 0 && strcmp(d, c) > 0);
 }
 
 TEST_CASE(rubrics_rules)
