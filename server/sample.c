@@ -146,7 +146,11 @@ void sample_id_generate(char out[37])
 {
     int64_t ms = clock_now_ms(NULL);
     unsigned char r[16];
-    size_t got = 0;
+    for (int i = 0; i < 6; i++)
+        r[i] = (unsigned char)((uint64_t)ms >> (40 - 8 * i));
+    /* The 10 bytes after the time are random (6 bits of them become the
+     * version and the variant below). */
+    size_t got = 6;
     while (got < sizeof r) {
         ssize_t n = getrandom(r + got, sizeof r - got, 0);
         if (n <= 0)
@@ -156,9 +160,9 @@ void sample_id_generate(char out[37])
     if (got < sizeof r) {
         /* No kernel randomness (not expected on Linux >= 3.17): mix time, pid and a counter. */
         static _Atomic unsigned long long counter;
-        unsigned long long x = (unsigned long long)clock_now_ms(NULL) ^
-                               ((unsigned long long)getpid() << 32) ^ ++counter;
-        for (size_t i = 0; i < sizeof r; i++) {
+        unsigned long long x =
+            (unsigned long long)ms ^ ((unsigned long long)getpid() << 32) ^ ++counter;
+        for (size_t i = 6; i < sizeof r; i++) {
             x += 0x9E3779B97F4A7C15ULL;
             unsigned long long z = x;
             z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -166,8 +170,6 @@ void sample_id_generate(char out[37])
             r[i] = (unsigned char)(z ^ (z >> 31));
         }
     }
-    for (int i = 0; i < 6; i++)
-        r[i] = (unsigned char)((uint64_t)ms >> (40 - 8 * i));
     r[6] = (unsigned char)((r[6] & 0x0F) | 0x70); /* version 7 */
     r[8] = (unsigned char)((r[8] & 0x3F) | 0x80); /* variant 10 */
     static const char hex[] = "0123456789abcdef";
