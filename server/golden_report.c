@@ -164,26 +164,45 @@ static void worse_cells(const json_t *w, escape_fn esc, struct buf c[4])
     num(&c[3], w, "after", "f");
 }
 
+/*
+ * The run's facts before its result, one list item each (open, the item,
+ * close), in both reports: dataset, target and judge models, start, baseline.
+ */
+static void run_items(struct buf *b, const json_t *s, escape_fn esc, const char *open,
+                      const char *close)
+{
+    buf_append_str(b, open);
+    buf_append_str(b, "Dataset: ");
+    esc(b, str_or(s, "dataset", "?"));
+    buf_append_str(b, " (");
+    esc(b, str_or(s, "kind", "?"));
+    buf_append_str(b, ", ");
+    num(b, s, "items", "int");
+    buf_append_str(b, " items)");
+    buf_append_str(b, close);
+    static const struct {
+        const char *label, *key, *absent;
+    } items[] = {
+        {"Target model: ", "target_model", "none"},
+        {"Judge model: ", "judge_model", "none"},
+        {"Started: ", "started_at", "?"},
+        {"Compared with: ", "baseline_run_id", "nothing (first run)"},
+    };
+    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+        buf_append_str(b, open);
+        buf_append_str(b, items[i].label);
+        esc(b, str_or(s, items[i].key, items[i].absent));
+        buf_append_str(b, close);
+    }
+}
+
 void golden_report_markdown(const json_t *s, const json_t *history, struct buf *b)
 {
     buf_append_str(b, "# Golden-set run ");
     md_text(b, str_or(s, "run_id", "?"));
     buf_append_str(b, "\n\n");
-    buf_append_str(b, "- Dataset: ");
-    md_text(b, str_or(s, "dataset", "?"));
-    buf_append_str(b, " (");
-    md_text(b, str_or(s, "kind", "?"));
-    buf_append_str(b, ", ");
-    num(b, s, "items", "int");
-    buf_append_str(b, " items)\n- Target model: ");
-    md_text(b, str_or(s, "target_model", "none"));
-    buf_append_str(b, "\n- Judge model: ");
-    md_text(b, str_or(s, "judge_model", "none"));
-    buf_append_str(b, "\n- Started: ");
-    md_text(b, str_or(s, "started_at", "?"));
-    buf_append_str(b, "\n- Compared with: ");
-    md_text(b, str_or(s, "baseline_run_id", "nothing (first run)"));
-    buf_append_str(b, "\n- Result: **");
+    run_items(b, s, md_text, "- ", "\n");
+    buf_append_str(b, "- Result: **");
     bool cal = is_calibration(s);
     if (cal)
         buf_append_str(b, json_is_true(json_object_get(s, "judge_drift")) ? "judge drifted"
@@ -372,21 +391,9 @@ void golden_report_html(const json_t *s, const json_t *history, struct buf *b)
                       "padding:4px 8px}.bad{color:#b00;font-weight:bold}</style>\n</head>\n"
                       "<body>\n<h1>Golden-set run ");
     buf_append_xml_escaped(b, str_or(s, "run_id", "?"));
-    buf_append_str(b, "</h1>\n<ul>\n<li>Dataset: ");
-    buf_append_xml_escaped(b, str_or(s, "dataset", "?"));
-    buf_append_str(b, " (");
-    buf_append_xml_escaped(b, str_or(s, "kind", "?"));
-    buf_append_str(b, ", ");
-    num(b, s, "items", "int");
-    buf_append_str(b, " items)</li>\n<li>Target model: ");
-    buf_append_xml_escaped(b, str_or(s, "target_model", "none"));
-    buf_append_str(b, "</li>\n<li>Judge model: ");
-    buf_append_xml_escaped(b, str_or(s, "judge_model", "none"));
-    buf_append_str(b, "</li>\n<li>Started: ");
-    buf_append_xml_escaped(b, str_or(s, "started_at", "?"));
-    buf_append_str(b, "</li>\n<li>Compared with: ");
-    buf_append_xml_escaped(b, str_or(s, "baseline_run_id", "nothing (first run)"));
-    buf_append_str(b, "</li>\n<li>Result: <strong>");
+    buf_append_str(b, "</h1>\n<ul>\n");
+    run_items(b, s, buf_append_xml_escaped, "<li>", "</li>\n");
+    buf_append_str(b, "<li>Result: <strong>");
     if (cal)
         buf_append_str(b, json_is_true(json_object_get(s, "judge_drift")) ? "judge drifted"
                                                                           : "judge stable");

@@ -301,6 +301,12 @@ TEST_CASE(report_escapes)
     CHECK(strstr(m.data, "m\\|x\\*y") != NULL);
     CHECK(strstr(m.data, "\\<script\\>") != NULL);
     CHECK(strstr(m.data, "| item\\&1 | correctness | 0.900 | 0.100 |") != NULL);
+    /* The run's facts, one list item each, the same in both reports. */
+    CHECK(strstr(m.data, "\n- Target model: m\\|x\\*y\n- Judge model: none\n") != NULL);
+    CHECK(strstr(m.data, "\n- Compared with: nothing \\(first run\\)\n- Result: **") != NULL);
+    CHECK(strstr(h.data, "<li>Target model: m|x*y</li>\n<li>Judge model: none</li>\n") != NULL);
+    CHECK(strstr(h.data, "<li>Compared with: nothing (first run)</li>\n<li>Result: <strong>") !=
+          NULL);
     buf_clear(&h);
     buf_clear(&m);
     json_decref(hist);
