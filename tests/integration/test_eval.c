@@ -39,26 +39,11 @@ static const char *assay_bin(void)
     return b;
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    REQUIRE(f != NULL);
-    fputs(text, f);
-    fclose(f);
-}
-
+/* The file's text, "" when it is missing (so checks on it fail cleanly). */
 static char *read_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return xstrdup("");
-    struct buf b = BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
-    return b.data ? buf_detach(&b, NULL) : xstrdup("");
+    char *text = test_read_file(path);
+    return text ? text : xstrdup("");
 }
 
 struct run {
@@ -86,7 +71,7 @@ static void write_config(const struct emulator_proc *e, char *path, size_t n)
                 "\"%s\"}}, \"judge\": {\"model_id\": \"%s\"}, \"metrics\": {\"sink\": \"none\"},"
                 " \"log_level\": \"warn\"}",
                 test_tmpdir(), test_source_dir(), e ? e->url : "http://127.0.0.1:9", JUDGE);
-    write_file(path, b.data);
+    test_write_file(path, b.data);
     buf_clear(&b);
 }
 

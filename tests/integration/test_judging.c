@@ -47,26 +47,11 @@ static const char *assay_bin(void)
     return b;
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    REQUIRE(f != NULL);
-    fputs(text, f);
-    fclose(f);
-}
-
+/* The file's text, "" when it is missing (so checks on it fail cleanly). */
 static char *read_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return xstrdup("");
-    struct buf b = BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
-    return b.data ? buf_detach(&b, NULL) : xstrdup("");
+    char *text = test_read_file(path);
+    return text ? text : xstrdup("");
 }
 
 /* The outcome of one `assay judge` run. */
@@ -99,8 +84,8 @@ static void run_judge(const char *env, const char *config, const char *rubric, c
     snprintf(out, sizeof out, "%s/out%d", dir, n);
     snprintf(err, sizeof err, "%s/err%d", dir, n);
     n++;
-    write_file(cfg, config);
-    write_file(in, sample);
+    test_write_file(cfg, config);
+    test_write_file(in, sample);
     struct buf cmd = BUF_INIT;
     buf_appendf(&cmd,
                 "cd '%s' && env -i PATH=/usr/bin:/bin HOME='%s' AWS_EC2_METADATA_DISABLED=true "

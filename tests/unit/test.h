@@ -27,10 +27,14 @@ _Noreturn void test_skip(const char *reason);
 const char *test_source_dir(void);
 /* A fresh temporary directory for this case, removed at exit when the case passed. */
 const char *test_tmpdir(void);
+/* The whole file at path, NUL-terminated (the caller frees it); NULL when it cannot be opened. */
+char *test_read_file(const char *path);
+/* Writes text to path (created or truncated); failing to open it fails the case. */
+void test_write_file(const char *path, const char *text);
 
 #define TEST_CASE(name)                                                                            \
     static void test_case_##name(void);                                                            \
-    __attribute__((constructor)) static void test_register_##name(void)                           \
+    __attribute__((constructor)) static void test_register_##name(void)                            \
     {                                                                                              \
         test_register(#name, test_case_##name);                                                    \
     }                                                                                              \
@@ -78,7 +82,7 @@ const char *test_tmpdir(void);
         double got_ = (double)(got), want_ = (double)(want), tol_ = (double)(tol);                 \
         if (!(got_ - want_ <= tol_ && want_ - got_ <= tol_)) {                                     \
             char what_[256];                                                                       \
-            snprintf(what_, sizeof what_, "%s = %.17g, want %.17g within %g", #got, got_, want_,    \
+            snprintf(what_, sizeof what_, "%s = %.17g, want %.17g within %g", #got, got_, want_,   \
                      tol_);                                                                        \
             test_fail_at(__FILE__, __LINE__, what_);                                               \
         }                                                                                          \

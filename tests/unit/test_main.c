@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "tests/unit/test.h"
 
+#include "common/buf.h"
+
 #include <ftw.h>
 #include <unistd.h>
 
@@ -79,6 +81,28 @@ static void remove_tmpdir(void)
 {
     if (tmpdir[0] && failures == 0)
         nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *test_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    struct buf b = BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(&b, chunk, n);
+    fclose(f);
+    return buf_detach(&b, NULL);
+}
+
+void test_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f != NULL);
+    fputs(text, f);
+    fclose(f);
 }
 
 const char *test_tmpdir(void)

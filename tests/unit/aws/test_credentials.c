@@ -154,14 +154,6 @@ static char *tmp_path(const char *name)
     return p;
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-    REQUIRE(fp != NULL);
-    fputs(text, fp);
-    fclose(fp);
-}
-
 static void mkdir_aws(void)
 {
     char cmd[600];
@@ -520,7 +512,7 @@ TEST_CASE(profile_default_from_home)
     options_init(&o, &e);
     creds_init(&c);
     mkdir_aws();
-    write_file(tmp_path(".aws/credentials"), CRED_FILE);
+    test_write_file(tmp_path(".aws/credentials"), CRED_FILE);
     struct creds_provider *p = creds_profile_new(&o);
     REQUIRE_INT_EQ(get(p, &c), ASSAY_OK);
     CHECK_STR_EQ(c.access_key_id, "AKIDDEFAULT");
@@ -542,7 +534,7 @@ TEST_CASE(profile_named)
     tenv_init(&e);
     options_init(&o, &e);
     creds_init(&c);
-    write_file(tmp_path("creds"), CRED_FILE);
+    test_write_file(tmp_path("creds"), CRED_FILE);
     tenv_set(&e, "AWS_SHARED_CREDENTIALS_FILE", tmp_path("creds"));
     tenv_set(&e, "AWS_PROFILE", "work");
     struct creds_provider *p = creds_profile_new(&o);
@@ -579,12 +571,12 @@ TEST_CASE(profile_in_config_file)
     tenv_init(&e);
     options_init(&o, &e);
     creds_init(&c);
-    write_file(tmp_path("config"), "[profile dev]\n"
-                                   "region = eu-central-1\n"
-                                   "aws_access_key_id = AKIDCONFIG\n"
-                                   "aws_secret_access_key = FAKESECRET-config\n"
-                                   "[dev]\n"
-                                   "aws_access_key_id = AKIDWRONG\n");
+    test_write_file(tmp_path("config"), "[profile dev]\n"
+                                        "region = eu-central-1\n"
+                                        "aws_access_key_id = AKIDCONFIG\n"
+                                        "aws_secret_access_key = FAKESECRET-config\n"
+                                        "[dev]\n"
+                                        "aws_access_key_id = AKIDWRONG\n");
     tenv_set(&e, "AWS_CONFIG_FILE", tmp_path("config"));
     tenv_set(&e, "AWS_SHARED_CREDENTIALS_FILE", tmp_path("missing"));
     tenv_set(&e, "AWS_PROFILE", "dev");
@@ -607,13 +599,13 @@ TEST_CASE(profile_credentials_file_wins_per_key)
     tenv_init(&e);
     options_init(&o, &e);
     creds_init(&c);
-    write_file(tmp_path("config"), "[default]\n"
-                                   "aws_access_key_id = AKIDCONFIG\n"
-                                   "aws_secret_access_key = FAKESECRET-config\n"
-                                   "aws_session_token = FAKESESSION-config\n");
-    write_file(tmp_path("creds"), "[default]\n"
-                                  "aws_access_key_id = AKIDCREDS\n"
-                                  "aws_secret_access_key = FAKESECRET-creds\n");
+    test_write_file(tmp_path("config"), "[default]\n"
+                                        "aws_access_key_id = AKIDCONFIG\n"
+                                        "aws_secret_access_key = FAKESECRET-config\n"
+                                        "aws_session_token = FAKESESSION-config\n");
+    test_write_file(tmp_path("creds"), "[default]\n"
+                                       "aws_access_key_id = AKIDCREDS\n"
+                                       "aws_secret_access_key = FAKESECRET-creds\n");
     tenv_set(&e, "AWS_CONFIG_FILE", tmp_path("config"));
     tenv_set(&e, "AWS_SHARED_CREDENTIALS_FILE", tmp_path("creds"));
     struct creds_provider *p = creds_profile_new(&o);
@@ -652,7 +644,7 @@ TEST_CASE(profile_missing_files)
 
     /* A key id without its secret is not credentials. */
     tenv_set(&e, "HOME", test_tmpdir());
-    write_file(tmp_path("creds"), "[default]\naws_access_key_id = AKIDONLY\n");
+    test_write_file(tmp_path("creds"), "[default]\naws_access_key_id = AKIDONLY\n");
     tenv_set(&e, "AWS_SHARED_CREDENTIALS_FILE", tmp_path("creds"));
     p = creds_profile_new(&o);
     CHECK_INT_EQ(get_eb(p, &c, eb), ASSAY_ERR_NO_CREDENTIALS);
@@ -671,14 +663,14 @@ TEST_CASE(profile_malformed_lines_tolerated)
     tenv_init(&e);
     options_init(&o, &e);
     creds_init(&c);
-    write_file(tmp_path("creds"), "garbage FAKESECRET-in-garbage\n"
-                                  "; comment\n"
-                                  "[default]\n"
-                                  "this line has FAKESECRET-no-equals\n"
-                                  "  aws_access_key_id=AKIDOK  # trailing\n"
-                                  "aws_secret_access_key =   FAKESECRET-ok\n"
-                                  "[broken\n"
-                                  "aws_access_key_id = AKIDBROKEN\n");
+    test_write_file(tmp_path("creds"), "garbage FAKESECRET-in-garbage\n"
+                                       "; comment\n"
+                                       "[default]\n"
+                                       "this line has FAKESECRET-no-equals\n"
+                                       "  aws_access_key_id=AKIDOK  # trailing\n"
+                                       "aws_secret_access_key =   FAKESECRET-ok\n"
+                                       "[broken\n"
+                                       "aws_access_key_id = AKIDBROKEN\n");
     tenv_set(&e, "AWS_SHARED_CREDENTIALS_FILE", tmp_path("creds"));
     struct creds_provider *p = creds_profile_new(&o);
     REQUIRE_INT_EQ(get(p, &c), ASSAY_OK);
@@ -706,9 +698,9 @@ TEST_CASE(region_resolution_order)
     CHECK(r == NULL);
     CHECK(strstr(eb, "AWS_REGION") != NULL);
 
-    write_file(tmp_path("config"), "[default]\nregion = eu-west-1\n"
-                                   "[profile other]\nregion = ap-northeast-1\n"
-                                   "s3 =\n  region = not-this\n");
+    test_write_file(tmp_path("config"), "[default]\nregion = eu-west-1\n"
+                                        "[profile other]\nregion = ap-northeast-1\n"
+                                        "s3 =\n  region = not-this\n");
     tenv_set(&e, "AWS_CONFIG_FILE", tmp_path("config"));
     REQUIRE_INT_EQ(creds_region_resolve(&o, &r, eb), ASSAY_OK);
     CHECK_STR_EQ(r, "eu-west-1");
@@ -786,7 +778,7 @@ static void wi_setup(struct wi_env *w)
     clock_manual_init(&w->clk, &w->now);
     w->o.clock = &w->clk;
     w->o.transport = w->t;
-    write_file(tmp_path("jwt"), "FAKEJWT-one\n");
+    test_write_file(tmp_path("jwt"), "FAKEJWT-one\n");
     tenv_set(&w->e, "AWS_WEB_IDENTITY_TOKEN_FILE", tmp_path("jwt"));
     tenv_set(&w->e, "AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/assay");
     tenv_set(&w->e, "AWS_ENDPOINT_URL_STS", fake_server_url(w->srv));
@@ -918,7 +910,7 @@ TEST_CASE(web_identity_token_file_reread_on_refresh)
     REQUIRE_INT_EQ(get(p, &c), ASSAY_OK);
     CHECK_STR_EQ(w.f.token, "FAKEJWT-one");
 
-    write_file(tmp_path("jwt"), "FAKEJWT-two");
+    test_write_file(tmp_path("jwt"), "FAKEJWT-two");
     sts_ok(&w.f, "ASIASECOND", T0_MS + 2 * HOUR_MS);
     w.now = T0_MS + HOUR_MS - 4 * MIN_MS; /* inside the 5-minute margin */
     REQUIRE_INT_EQ(get(p, &c), ASSAY_OK);
@@ -954,7 +946,7 @@ TEST_CASE(web_identity_missing_pieces)
     CHECK(strstr(eb, "no-such-token") != NULL);
     creds_provider_free(p);
 
-    write_file(tmp_path("empty"), "  \n");
+    test_write_file(tmp_path("empty"), "  \n");
     tenv_set(&w.e, "AWS_WEB_IDENTITY_TOKEN_FILE", tmp_path("empty"));
     p = creds_web_identity_new(&w.o);
     CHECK_INT_EQ(get(p, &c), ASSAY_ERR_PARSE);
@@ -1095,7 +1087,7 @@ TEST_CASE(container_token_file_reread)
     tenv_set(&w.e, "AWS_CONTAINER_CREDENTIALS_FULL_URI", w.full_uri);
     /* The file wins over the variable. */
     tenv_set(&w.e, "AWS_CONTAINER_AUTHORIZATION_TOKEN", "FAKEAUTH-env");
-    write_file(tmp_path("eks-token"), "FAKEAUTH-file-1\n");
+    test_write_file(tmp_path("eks-token"), "FAKEAUTH-file-1\n");
     tenv_set(&w.e, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", tmp_path("eks-token"));
     snprintf(w.f.want_auth, sizeof w.f.want_auth, "FAKEAUTH-file-1");
     struct creds_provider *p = creds_container_new(&w.o);
@@ -1103,7 +1095,7 @@ TEST_CASE(container_token_file_reread)
     CHECK_STR_EQ(w.f.seen_auth, "FAKEAUTH-file-1");
 
     /* Rotated: the next refresh reads the new token. */
-    write_file(tmp_path("eks-token"), "FAKEAUTH-file-2");
+    test_write_file(tmp_path("eks-token"), "FAKEAUTH-file-2");
     pthread_mutex_lock(&w.f.mu);
     snprintf(w.f.want_auth, sizeof w.f.want_auth, "FAKEAUTH-file-2");
     pthread_mutex_unlock(&w.f.mu);
@@ -1410,7 +1402,7 @@ TEST_CASE(chain_order)
     o.clock = &ct.clk;
     tenv_set(e, "AWS_ACCESS_KEY_ID", "AKIDENV");
     tenv_set(e, "AWS_SECRET_ACCESS_KEY", "FAKESECRET-env");
-    write_file(tmp_path("creds"), CRED_FILE);
+    test_write_file(tmp_path("creds"), CRED_FILE);
     tenv_set(e, "AWS_SHARED_CREDENTIALS_FILE", tmp_path("creds"));
     tenv_set(e, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/creds");
 
@@ -1452,7 +1444,7 @@ TEST_CASE(chain_web_identity_before_profile)
     creds_init(&c);
     wi_setup(&w);
     sts_ok(&w.f, "ASIAWEB", T0_MS + HOUR_MS);
-    write_file(tmp_path("creds"), CRED_FILE);
+    test_write_file(tmp_path("creds"), CRED_FILE);
     tenv_set(&w.e, "AWS_SHARED_CREDENTIALS_FILE", tmp_path("creds"));
     struct creds_provider *p = creds_chain_new(&w.o);
     REQUIRE_INT_EQ(get(p, &c), ASSAY_OK);
@@ -1829,9 +1821,9 @@ TEST_CASE(secrets_never_logged)
              "<ErrorResponse><Error><Code>InvalidIdentityToken</Code>"
              "<Message>rejected</Message></Error></ErrorResponse>");
     /* profile: malformed lines that hold secrets, and an incomplete profile */
-    write_file(tmp_path("creds"), "FAKESECRET-garbage-line\n[default]\n"
-                                  "FAKESECRET-no-equals\n"
-                                  "aws_secret_access_key = FAKESECRET-profile\n");
+    test_write_file(tmp_path("creds"), "FAKESECRET-garbage-line\n[default]\n"
+                                       "FAKESECRET-no-equals\n"
+                                       "aws_secret_access_key = FAKESECRET-profile\n");
     tenv_set(&w.e, "AWS_SHARED_CREDENTIALS_FILE", tmp_path("creds"));
     /* container: the endpoint refuses the token */
     snprintf(ct.f.want_auth, sizeof ct.f.want_auth, "something-else");

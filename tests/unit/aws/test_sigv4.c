@@ -48,22 +48,6 @@ static void case_clear(struct suite_case *c)
     memset(c, 0, sizeof *c);
 }
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    struct buf b = BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
-    if (!b.data)
-        buf_append(&b, "", 0);
-    return buf_detach(&b, NULL);
-}
-
 static bool parse_bool(const char *ctx, const char *key)
 {
     const char *p = strstr(ctx, key);
@@ -75,7 +59,7 @@ static bool case_load_repo(const char *name, struct suite_case *c)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/tests/data/sigv4/%s.case", test_source_dir(), name);
-    char *text = read_file(path);
+    char *text = test_read_file(path);
     if (!text)
         return false;
     memset(c, 0, sizeof *c);
@@ -153,7 +137,7 @@ static bool case_load_dir(const char *dir, const char *name, struct suite_case *
     char path[1024];
     memset(c, 0, sizeof *c);
     snprintf(path, sizeof path, "%s/%s/context.json", dir, name);
-    char *ctx = read_file(path);
+    char *ctx = test_read_file(path);
     if (!ctx)
         return false;
     c->name = xstrdup(name);
@@ -163,10 +147,10 @@ static bool case_load_dir(const char *dir, const char *name, struct suite_case *
     c->token = json_string(ctx, "token");
     free(ctx);
     snprintf(path, sizeof path, "%s/%s/request.txt", dir, name);
-    c->request = read_file(path);
+    c->request = test_read_file(path);
     for (int i = 0; i < N_OUTPUTS; i++) {
         snprintf(path, sizeof path, "%s/%s/%s.txt", dir, name, output_names[i]);
-        c->expected[i] = read_file(path);
+        c->expected[i] = test_read_file(path);
     }
     return c->request != NULL;
 }
