@@ -42,7 +42,7 @@ static const char *assay_bin(void)
 /* The file's text, "" when it is missing (so checks on it fail cleanly). */
 static char *read_file(const char *path)
 {
-    char *text = test_read_file(path);
+    char *text = test_read_file(path, NULL);
     return text ? text : xstrdup("");
 }
 

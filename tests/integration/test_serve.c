@@ -1503,19 +1503,14 @@ static bool dir_holds(const char *dir, const char *needle)
     for (size_t i = 0; i < sizeof names / sizeof *names && !hit; i++) {
         char path[1300];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        FILE *f = fopen(path, "rb");
-        if (!f)
+        size_t len = 0;
+        char *data = test_read_file(path, &len);
+        if (!data)
             continue;
-        struct buf b = BUF_INIT;
-        char chunk[65536];
-        size_t n;
-        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-            buf_append(&b, chunk, n);
-        fclose(f);
         size_t m = strlen(needle);
-        for (size_t at = 0; !hit && b.len >= m && at <= b.len - m; at++)
-            hit = memcmp(b.data + at, needle, m) == 0;
-        buf_clear(&b);
+        for (size_t at = 0; !hit && len >= m && at <= len - m; at++)
+            hit = memcmp(data + at, needle, m) == 0;
+        free(data);
     }
     return hit;
 }

@@ -27,8 +27,11 @@ _Noreturn void test_skip(const char *reason);
 const char *test_source_dir(void);
 /* A fresh temporary directory for this case, removed at exit when the case passed. */
 const char *test_tmpdir(void);
-/* The whole file at path, NUL-terminated (the caller frees it); NULL when it cannot be opened. */
-char *test_read_file(const char *path);
+/*
+ * The whole file at path, NUL-terminated (the caller frees it), its length in
+ * *len when len is not NULL; NULL when it cannot be opened.
+ */
+char *test_read_file(const char *path, size_t *len);
 /* Writes text to path (created or truncated); failing to open it fails the case. */
 void test_write_file(const char *path, const char *text);
 

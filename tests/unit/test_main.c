@@ -83,7 +83,7 @@ static void remove_tmpdir(void)
         nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-char *test_read_file(const char *path)
+char *test_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -94,7 +94,7 @@ char *test_read_file(const char *path)
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
         buf_append(&b, chunk, n);
     fclose(f);
-    return buf_detach(&b, NULL);
+    return buf_detach(&b, len);
 }
 
 void test_write_file(const char *path, const char *text)

@@ -59,7 +59,7 @@ static bool case_load_repo(const char *name, struct suite_case *c)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/tests/data/sigv4/%s.case", test_source_dir(), name);
-    char *text = test_read_file(path);
+    char *text = test_read_file(path, NULL);
     if (!text)
         return false;
     memset(c, 0, sizeof *c);
@@ -137,7 +137,7 @@ static bool case_load_dir(const char *dir, const char *name, struct suite_case *
     char path[1024];
     memset(c, 0, sizeof *c);
     snprintf(path, sizeof path, "%s/%s/context.json", dir, name);
-    char *ctx = test_read_file(path);
+    char *ctx = test_read_file(path, NULL);
     if (!ctx)
         return false;
     c->name = xstrdup(name);
@@ -147,10 +147,10 @@ static bool case_load_dir(const char *dir, const char *name, struct suite_case *
     c->token = json_string(ctx, "token");
     free(ctx);
     snprintf(path, sizeof path, "%s/%s/request.txt", dir, name);
-    c->request = test_read_file(path);
+    c->request = test_read_file(path, NULL);
     for (int i = 0; i < N_OUTPUTS; i++) {
         snprintf(path, sizeof path, "%s/%s/%s.txt", dir, name, output_names[i]);
-        c->expected[i] = test_read_file(path);
+        c->expected[i] = test_read_file(path, NULL);
     }
     return c->request != NULL;
 }
