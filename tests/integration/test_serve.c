@@ -1235,6 +1235,22 @@ static json_t *demo_series(const struct serve *s)
     return x;
 }
 
+/* Posts one support-bot sample with id and waits until the queue has drained (it is judged). */
+static void post_judged(struct serve *s, const char *id)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"app\":\"support-bot\",\"id\":\"%s\",\"input\":\"How big can attachments "
+             "be?\",\"output\":\"Up to 10 MB.\",\"model_id\":"
+             "\"anthropic.claude-3-haiku-20240307-v1:0\"}",
+             id);
+    struct reply r;
+    http(s, "POST", "/v1/samples", "application/json", body, NULL, &r);
+    CHECK_INT_EQ(r.status, 202);
+    reply_clear(&r);
+    REQUIRE(wait_drained(s, 20000));
+}
+
 static const char *jstr(const json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
@@ -1346,14 +1362,7 @@ TEST_CASE(series_alarm_restart_rebaseline)
     const char *state_before = jstr(x, "state");
     CHECK(state_before && strcmp(state_before, "warming_up") != 0);
     json_decref(x);
-    http(&s, "POST", "/v1/samples", "application/json",
-         "{\"app\":\"support-bot\",\"id\":\"after-restart\",\"input\":\"How big can "
-         "attachments be?\",\"output\":\"Up to 10 MB.\",\"model_id\":"
-         "\"anthropic.claude-3-haiku-20240307-v1:0\"}",
-         NULL, &r);
-    CHECK_INT_EQ(r.status, 202);
-    reply_clear(&r);
-    REQUIRE(wait_drained(&s, 20000));
+    post_judged(&s, "after-restart");
     x = demo_series(&s);
     REQUIRE(x != NULL);
     CHECK_INT_EQ(jint(x, "count"), 361);
@@ -1393,14 +1402,7 @@ TEST_CASE(series_alarm_restart_rebaseline)
     write_config(&s, extra2);
     REQUIRE_INT_EQ(serve_start_raw(&s), 0);
     wait_ready(&s);
-    http(&s, "POST", "/v1/samples", "application/json",
-         "{\"app\":\"support-bot\",\"id\":\"new-judge\",\"input\":\"How big can "
-         "attachments be?\",\"output\":\"Up to 10 MB.\",\"model_id\":"
-         "\"anthropic.claude-3-haiku-20240307-v1:0\"}",
-         NULL, &r);
-    CHECK_INT_EQ(r.status, 202);
-    reply_clear(&r);
-    REQUIRE(wait_drained(&s, 20000));
+    post_judged(&s, "new-judge");
     x = demo_series(&s);
     REQUIRE(x != NULL);
     CHECK_STR_EQ(jstr(x, "judge_model"), judge2);
