@@ -1,27 +1,8 @@
 /* Unit tests for server/retention on a real SQLite store in a temp dir. */
 #include "server/retention.h"
-#include "common/log.h"
-#include "server/store.h"
-#include "tests/unit/test.h"
+#include "tests/unit/server/store_fixture.h"
 
 #define DAY_MS (86400 * INT64_C(1000))
-
-static struct store *open_store(void)
-{
-    struct store_sqlite_options o;
-    store_sqlite_options_init(&o);
-    static char path[512];
-    snprintf(path, sizeof path, "%s/ret.db", test_tmpdir());
-    o.path = path;
-    struct store *s = NULL;
-    char errbuf[ASSAY_ERRBUF_SIZE] = "";
-    log_set_level(LOG_LEVEL_ERROR);
-    enum assay_err err = store_sqlite_open(&o, &s, errbuf);
-    if (err != ASSAY_OK)
-        fprintf(stderr, "open: %s\n", errbuf);
-    REQUIRE_INT_EQ(err, ASSAY_OK);
-    return s;
-}
 
 /* n unsampled samples (finished at once) received at received_ms. */
 static void insert_unsampled(struct store *s, const char *prefix, int n, int64_t received_ms)
@@ -50,7 +31,7 @@ static int exists(struct store *s, const char *id)
 
 TEST_CASE(sweeps_old_in_bounded_batches)
 {
-    struct store *s = open_store();
+    struct store *s = open_store("ret.db");
     int64_t now = 400 * DAY_MS;
     insert_unsampled(s, "old", 25, now - 31 * DAY_MS);
     insert_unsampled(s, "recent", 5, now - 29 * DAY_MS);
@@ -71,7 +52,7 @@ TEST_CASE(sweeps_old_in_bounded_batches)
 
 TEST_CASE(zero_days_keeps_everything)
 {
-    struct store *s = open_store();
+    struct store *s = open_store("ret.db");
     insert_unsampled(s, "ancient", 3, 1000);
     int64_t deleted = -1;
     REQUIRE_INT_EQ(retention_sweep(s, 0, 400 * DAY_MS, 10, 5, &deleted, NULL), ASSAY_OK);

@@ -5,9 +5,7 @@
  * verdict, the outbox, golden runs, migrations, group commit, retention, and
  * a child process killed with SIGKILL in the middle of inserting.
  */
-#include "server/store.h"
-#include "common/log.h"
-#include "tests/unit/test.h"
+#include "tests/unit/server/store_fixture.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -17,50 +15,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static char db_path[512];
-
-static const char *path_of(const char *name)
-{
-    snprintf(db_path, sizeof db_path, "%s/%s", test_tmpdir(), name);
-    return db_path;
-}
-
-static struct store *open_store_with(const char *name, struct store_sqlite_options *o)
-{
-    struct store *s = NULL;
-    char errbuf[ASSAY_ERRBUF_SIZE] = "";
-    log_set_level(LOG_LEVEL_ERROR);
-    o->path = path_of(name);
-    enum assay_err err = store_sqlite_open(o, &s, errbuf);
-    if (err != ASSAY_OK)
-        fprintf(stderr, "open: %s\n", errbuf);
-    REQUIRE_INT_EQ(err, ASSAY_OK);
-    return s;
-}
-
-static struct store *open_store(const char *name)
-{
-    struct store_sqlite_options o;
-    store_sqlite_options_init(&o);
-    log_set_level(LOG_LEVEL_ERROR);
-    return open_store_with(name, &o);
-}
-
-/* Runs SQL on the file directly (a second connection), for seams and fixtures. */
-static void raw_sql(const char *name, const char *sql)
-{
-    sqlite3 *db = NULL;
-    REQUIRE_INT_EQ(sqlite3_open(path_of(name), &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        fprintf(stderr, "raw_sql: %s\n", msg ? msg : "?");
-    sqlite3_free(msg);
-    sqlite3_close(db);
-    REQUIRE_INT_EQ(rc, SQLITE_OK);
-}
 
 static const char *const two_rubrics[] = {"helpfulness", "faithfulness"};
 
@@ -76,15 +30,6 @@ static struct store_sample sample(const char *app, const char *id, bool sampled)
     x.rubrics = two_rubrics;
     x.n_rubrics = 2;
     return x;
-}
-
-static void insert_ok(struct store *s, struct store_sample *xs, size_t n)
-{
-    char errbuf[ASSAY_ERRBUF_SIZE] = "";
-    enum assay_err err = store_sample_insert(s, xs, n, errbuf);
-    if (err != ASSAY_OK)
-        fprintf(stderr, "insert: %s\n", errbuf);
-    REQUIRE_INT_EQ(err, ASSAY_OK);
 }
 
 static int exists(struct store *s, const char *app, const char *id)

@@ -6,49 +6,7 @@
  * existed. The file itself is read with a second connection, to see that the
  * text is really not there. docs/internals/STORE.md, "Samples without text".
  */
-#include "server/store.h"
-#include "common/log.h"
-#include "tests/unit/test.h"
-
-#include <sqlite3.h>
-
-static char db_path[512];
-
-static const char *path_of(const char *name)
-{
-    snprintf(db_path, sizeof db_path, "%s/%s", test_tmpdir(), name);
-    return db_path;
-}
-
-static struct store *open_store(const char *name)
-{
-    struct store_sqlite_options o;
-    store_sqlite_options_init(&o);
-    log_set_level(LOG_LEVEL_ERROR);
-    o.path = path_of(name);
-    struct store *s = NULL;
-    char errbuf[ASSAY_ERRBUF_SIZE] = "";
-    enum assay_err err = store_sqlite_open(&o, &s, errbuf);
-    if (err != ASSAY_OK)
-        fprintf(stderr, "open: %s\n", errbuf);
-    REQUIRE_INT_EQ(err, ASSAY_OK);
-    return s;
-}
-
-/* Runs SQL on the file directly (a second connection). */
-static void raw_sql(const char *name, const char *sql)
-{
-    sqlite3 *db = NULL;
-    REQUIRE_INT_EQ(sqlite3_open(path_of(name), &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        fprintf(stderr, "raw_sql: %s\n", msg ? msg : "?");
-    sqlite3_free(msg);
-    sqlite3_close(db);
-    REQUIRE_INT_EQ(rc, SQLITE_OK);
-}
+#include "tests/unit/server/store_fixture.h"
 
 /* The bytes of samples.doc of (app, id) as the file holds them; -1 when no row. */
 static long raw_doc_bytes(const char *name, const char *app, const char *id)
@@ -88,15 +46,6 @@ static struct store_sample sample(const char *id, bool sampled, bool with_text)
     x.rubrics = rubrics;
     x.n_rubrics = 1;
     return x;
-}
-
-static void insert_ok(struct store *s, struct store_sample *xs, size_t n)
-{
-    char errbuf[ASSAY_ERRBUF_SIZE] = "";
-    enum assay_err err = store_sample_insert(s, xs, n, errbuf);
-    if (err != ASSAY_OK)
-        fprintf(stderr, "insert: %s\n", errbuf);
-    REQUIRE_INT_EQ(err, ASSAY_OK);
 }
 
 static int64_t queued(struct store *s)
